@@ -1,0 +1,75 @@
+# The developer's interface to Tiers. `make demo` and `make test` are the two that matter.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+# The suite's own services: a database it creates (test_tiers) and Redis database 15.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/tiers
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+export TEST_DATABASE_URL TEST_REDIS_URL
+
+.PHONY: help demo test lint typecheck migrations-check messages install install-dev bench clean
+
+help:
+	@echo "make demo   - install, migrate, seed and serve Tiers on 127.0.0.1:\$${PORT:-8000}"
+	@echo "make test   - linters, type checks, migration check and the whole test suite"
+	@echo "make bench  - run the benchmarks in bench/ and record their results"
+
+$(VENV)/.python-ok:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Tiers needs Python 3.11 or newer; set PYTHON=python3.11")'
+	@echo "setup: creating $(VENV)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip
+	@touch $@
+
+$(VENV)/.installed: $(VENV)/.python-ok requirements.txt
+	@echo "setup: installing requirements.txt"
+	@$(PY) -m pip install --quiet -r requirements.txt
+	@touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	@echo "setup: installing requirements-dev.txt"
+	@$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+install: $(VENV)/.installed
+	@command -v msgfmt >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		echo "setup: installing gettext (msgfmt compiles translations)" && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gettext >/dev/null; } || \
+		{ echo "setup: ERROR: msgfmt not found; install gettext" >&2; exit 1; }
+
+install-dev: install $(VENV)/.installed-dev
+
+messages: install
+	@for po in locale/*/LC_MESSAGES/*.po; do msgfmt --check -o "$${po%.po}.mo" "$$po"; done
+
+demo:
+	@deploy/demo.sh
+
+# The suite runs with production-shaped settings from tests/settings.py.
+lint: install-dev
+	@echo "lint: ruff check, ruff format --check"
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+
+typecheck: install-dev
+	@echo "typecheck: mypy"
+	@$(VENV)/bin/mypy
+
+migrations-check: install-dev
+	@echo "migrations: makemigrations --check"
+	@DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py makemigrations --check --dry-run -v1
+
+test: install-dev messages lint typecheck
+	@echo "services: checking PostgreSQL and Redis"
+	@PY=$(PY) deploy/test-services.sh
+	@$(MAKE) --no-print-directory migrations-check
+	@echo "test: pytest"
+	@$(PY) -m pytest
+
+bench: install-dev
+	@$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) staticfiles .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,52 @@
+"""Django admin for operators."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from broker import services
+from broker.models import Membership, Organisation, OutboxEvent, User
+
+admin.site.site_header = "Tiers operators"
+admin.site.site_title = "Tiers"
+
+admin.site.register(User, UserAdmin)
+
+
+class MembershipInline(admin.TabularInline[Membership, Organisation]):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Organisation)
+class OrganisationAdmin(admin.ModelAdmin[Organisation]):
+    list_display = ["name", "slug", "kind", "country", "verification_state", "verified_at"]
+    list_filter = ["kind", "verification_state", "country"]
+    search_fields = ["name", "slug", "legal_identifier"]
+    # Verification goes through the service, so it is recorded and notified.
+    readonly_fields = ["verification_state", "verified_at", "created_at"]
+    inlines = [MembershipInline]
+    actions = ["verify"]
+
+    @admin.action(description="Verify the selected organisations")
+    def verify(self, request: HttpRequest, queryset: QuerySet[Organisation]) -> None:
+        for organisation in queryset:
+            services.organisation_verify(actor=request.user, organisation=organisation)  # type: ignore[arg-type]
+        messages.success(request, f"{queryset.count()} organisation(s) verified.")
+
+
+@admin.register(OutboxEvent)
+class OutboxEventAdmin(admin.ModelAdmin[OutboxEvent]):
+    list_display = ["pk", "topic", "created_at", "attempts", "handled_at"]
+    list_filter = ["topic"]
+    readonly_fields = [field.name for field in OutboxEvent._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

@@ -1,0 +1,92 @@
+"""The trust core's API: the public register and the caller's own organisation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from broker import policy, selectors, services
+from broker.api_base import CursorPagination, acting_user
+from broker.models import Membership, Organisation
+from broker.policy import OrgAction
+
+
+class OrganisationPublicSerializer(serializers.ModelSerializer[Organisation]):
+    class Meta:
+        model = Organisation
+        fields = ["slug", "name", "legal_identifier", "identifier_scheme", "country", "kind", "verified_at"]
+
+
+class MemberSerializer(serializers.ModelSerializer[Membership]):
+    username = serializers.CharField(source="user.username")
+
+    class Meta:
+        model = Membership
+        fields = ["username", "role"]
+
+
+class OrganisationPrivateSerializer(OrganisationPublicSerializer):
+    members = serializers.SerializerMethodField()
+
+    class Meta(OrganisationPublicSerializer.Meta):
+        fields = [*OrganisationPublicSerializer.Meta.fields, "contact_email", "verification_state", "members"]
+
+    def get_members(self, organisation: Organisation) -> list[dict[str, Any]]:
+        return MemberSerializer(selectors.members_of(organisation), many=True).data  # type: ignore[return-value]
+
+
+class OrganisationUpdateSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=200, required=False)
+    contact_email = serializers.EmailField(required=False, allow_blank=True)
+
+
+class BySlug(CursorPagination):
+    ordering = "slug"
+
+
+class OrganisationList(generics.ListAPIView[Organisation]):
+    """The public register of verified organisations."""
+
+    permission_classes = [AllowAny]
+    serializer_class = OrganisationPublicSerializer
+    queryset = selectors.organisation_public_list()
+    pagination_class = BySlug
+
+
+ORGANISATION_PARAM = OpenApiParameter(
+    "organisation", str, description="Slug of the organisation, for members of several."
+)
+
+
+class OrganisationMe(APIView):
+    """The calling organisation, with what only its members see."""
+
+    @extend_schema(parameters=[ORGANISATION_PARAM], responses=OrganisationPrivateSerializer)
+    def get(self, request: Request) -> Response:
+        organisation = selectors.organisation_for_caller(
+            request.user, request.query_params.get("organisation")
+        )
+        policy.require(request.user, OrgAction.VIEW_PRIVATE, organisation)
+        return Response(OrganisationPrivateSerializer(organisation).data)
+
+    @extend_schema(
+        parameters=[ORGANISATION_PARAM],
+        request=OrganisationUpdateSerializer,
+        responses=OrganisationPrivateSerializer,
+    )
+    def patch(self, request: Request) -> Response:
+        organisation = selectors.organisation_for_caller(
+            request.user, request.query_params.get("organisation")
+        )
+        changes = OrganisationUpdateSerializer(data=request.data)
+        changes.is_valid(raise_exception=True)
+        organisation = services.organisation_update_profile(
+            actor=acting_user(request), organisation=organisation, **changes.validated_data
+        )
+        return Response(OrganisationPrivateSerializer(organisation).data)

@@ -1,0 +1,55 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.cache import never_cache
+
+from broker.problems import problem_response
+
+logger = logging.getLogger(__name__)
+
+
+@never_cache
+def healthz(request: HttpRequest) -> HttpResponse:
+    """The process is alive and answering; nothing else is checked."""
+    return JsonResponse({"status": "ok"})
+
+
+def _database_ready() -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return True
+    except Exception:
+        logger.warning("readiness: database unreachable", exc_info=True)
+        return False
+
+
+def _redis_ready() -> bool:
+    try:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        logger.warning("readiness: Redis unreachable", exc_info=True)
+        return False
+
+
+@never_cache
+def readyz(request: HttpRequest) -> HttpResponse:
+    """The database and, when configured, Redis answer: this process can serve."""
+    checks = {"database": _database_ready()}
+    if settings.REDIS_URL:
+        checks["redis"] = _redis_ready()
+    if all(checks.values()):
+        return JsonResponse({"status": "ready", "checks": checks})
+    failing = ", ".join(name for name, ok in checks.items() if not ok)
+    return problem_response(503, detail=f"Not ready: {failing} unreachable.", extensions={"checks": checks})

@@ -1,0 +1,108 @@
+"""Create the demo's organisations, people and logins. Safe to run again."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from broker import services
+from broker.models import Membership, Organisation, User
+from consent.models import CitizenProfile
+
+ORGANISATIONS = [
+    # slug, name, kind, SIREN (Luhn-valid), contact
+    ("ville-de-marlieux", "Ville de Marlieux", "user", "213800014", "donnees@marlieux.example"),
+    (
+        "labo-mobilites",
+        "Laboratoire Mobilités et Territoires",
+        "user",
+        "180089013",
+        "contact@labo-mobilites.example",
+    ),
+    ("volta-energie", "Volta Énergie", "holder", "552081317", "dpo@volta-energie.example"),
+    ("ligne-bleue", "Ligne Bleue Mobilité", "holder", "808765432", "dpo@ligne-bleue.example"),
+]
+CITIZENS = [
+    ("alice", "Alice Martin", "fr"),
+    ("bruno", "Bruno Lefèvre", "fr"),
+    ("chloe", "Chloé Nguyen", "en"),
+]
+
+
+class Command(BaseCommand):
+    help = "Create the demo data and write every demo login to demo-credentials.json."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        path = Path(settings.DEMO_CREDENTIALS_FILE)
+        known = self._known_passwords(path)
+        users: list[dict[str, Any]] = []
+        with transaction.atomic():
+            operator = self._user("operator", known, is_staff=True, is_superuser=True)
+            users.append(self._entry(operator, known, "operator", None))
+            for slug, name, kind, siren, contact in ORGANISATIONS:
+                organisation = self._organisation(operator, slug, name, kind, siren, contact)
+                admin = self._user(f"{slug}-admin", known)
+                services.membership_set(
+                    actor=operator, organisation=organisation, user=admin, role=Membership.Role.ADMIN
+                )
+                users.append(self._entry(admin, known, "org_admin", slug))
+            for username, display_name, language in CITIZENS:
+                citizen = self._user(username, known)
+                CitizenProfile.objects.get_or_create(
+                    user=citizen, defaults={"display_name": display_name, "preferred_language": language}
+                )
+                users.append(self._entry(citizen, known, "citizen", None))
+        credentials = {"base_url": settings.TIERS_BASE_URL, "users": users, "clients": [], "grants": []}
+        path.write_text(json.dumps(credentials, indent=2, ensure_ascii=False) + "\n")
+        path.chmod(0o600)
+        self.stdout.write(f"Demo data ready: {len(users)} logins written to {path}")
+
+    def _known_passwords(self, path: Path) -> dict[str, str]:
+        """Reuse the passwords of an earlier run, so a re-seed does not log anyone out."""
+        if not path.exists():
+            return {}
+        try:
+            return {user["username"]: user["password"] for user in json.loads(path.read_text())["users"]}
+        except (ValueError, KeyError, TypeError):
+            return {}
+
+    def _user(self, username: str, known: dict[str, str], **flags: bool) -> User:
+        user, _ = User.objects.get_or_create(
+            username=username, defaults={"email": f"{username}@demo.example"}
+        )
+        password = known.setdefault(username, secrets.token_urlsafe(12))
+        if not user.check_password(password) or any(getattr(user, k) != v for k, v in flags.items()):
+            user.set_password(password)
+            for key, value in flags.items():
+                setattr(user, key, value)
+            user.save()
+        return user
+
+    def _entry(self, user: User, known: dict[str, str], role: str, slug: str | None) -> dict[str, Any]:
+        return {
+            "username": user.username,
+            "password": known[user.username],
+            "role": role,
+            "organisation": slug,
+        }
+
+    def _organisation(
+        self, operator: User, slug: str, name: str, kind: str, siren: str, contact: str
+    ) -> Organisation:
+        organisation = Organisation.objects.filter(slug=slug).first() or services.organisation_register(
+            actor=operator,
+            slug=slug,
+            name=name,
+            legal_identifier=siren,
+            identifier_scheme=Organisation.IdentifierScheme.SIREN,
+            country="FR",
+            kind=kind,
+            contact_email=contact,
+        )
+        return services.organisation_verify(actor=operator, organisation=organisation)

@@ -1,0 +1,58 @@
+"""Who may do what to which organisation: the one place the trust core decides it.
+
+Deny by default: an action is allowed only when a rule below says so. Callers
+ask `can()` for a yes or no, or `require()` to raise the error that hides what
+the caller may not see.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from django.contrib.auth.models import AnonymousUser
+
+from broker.errors import Forbidden, NotFound
+from broker.models import Membership, Organisation, User
+
+Role = Membership.Role
+
+
+class OrgAction(StrEnum):
+    VIEW_PRIVATE = "view_private"  # contact, members, state, and everything the org owns
+    EDIT_PROFILE = "edit_profile"
+    MANAGE_MEMBERS = "manage_members"
+    VERIFY = "verify"  # verify, reject or exclude: the operator's call alone
+
+
+# role -> actions it allows on its own organisation
+MEMBER_RULES: dict[str, frozenset[OrgAction]] = {
+    Role.ADMIN: frozenset({OrgAction.VIEW_PRIVATE, OrgAction.EDIT_PROFILE, OrgAction.MANAGE_MEMBERS}),
+    Role.DATA_STEWARD: frozenset({OrgAction.VIEW_PRIVATE}),
+    Role.REVIEWER: frozenset({OrgAction.VIEW_PRIVATE}),
+}
+OPERATOR_RULES = frozenset(OrgAction)
+
+
+def role_in(user: User | AnonymousUser, organisation: Organisation) -> str | None:
+    """The user's role in the organisation, or None."""
+    if not user.is_authenticated or not user.is_active:
+        return None
+    membership = Membership.objects.filter(user=user, organisation=organisation).first()
+    return membership.role if membership else None
+
+
+def can(user: User | AnonymousUser, action: OrgAction, organisation: Organisation) -> bool:
+    """Whether the user may take the action on the organisation."""
+    if isinstance(user, User) and user.is_operator:
+        return action in OPERATOR_RULES
+    role = role_in(user, organisation)
+    return role is not None and action in MEMBER_RULES[role]
+
+
+def require(user: User | AnonymousUser, action: OrgAction, organisation: Organisation) -> None:
+    """Raise unless allowed: NotFound to outsiders, so private pages do not leak."""
+    if can(user, action, organisation):
+        return
+    if can(user, OrgAction.VIEW_PRIVATE, organisation):
+        raise Forbidden(f"Your role does not allow {action.value.replace('_', ' ')}.")
+    raise NotFound("No such organisation.")

@@ -1,0 +1,19 @@
+"""Celery tasks of the trust core: thin, taking ids, owning their retries."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from broker import outbox
+
+
+@shared_task(acks_late=True)
+def outbox_dispatch(event_id: int) -> bool:
+    """Handle one outbox event; a failure stays pending for the sweeper's next pass."""
+    return outbox.dispatch(event_id)
+
+
+@shared_task
+def outbox_sweep() -> int:
+    """Re-send outbox events whose message was lost."""
+    return outbox.sweep()

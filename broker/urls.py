@@ -1,0 +1,38 @@
+"""Tiers' URLs. The portal has no language prefix: the switcher, a cookie or the browser choose."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+
+from broker import api, health, problems, views
+
+api_v1 = [
+    path("organisations/", api.OrganisationList.as_view(), name="organisation-list"),
+    path("organisations/me", api.OrganisationMe.as_view(), name="organisation-me"),
+    re_path(r"^(?P<path>.*)$", problems.api_not_found),
+]
+
+urlpatterns = [
+    path("", views.home, name="portal-home"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("org/", views.organisation_index, name="organisation-index"),
+    path("org/<slug:slug>/", views.organisation_detail, name="organisation-detail"),
+    path("me/", include("consent.urls")),
+    path("admin/", admin.site.urls),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/v1/", include(api_v1)),
+    re_path(r"^api/(?P<path>.*)$", problems.api_not_found),
+]
+
+handler400 = problems.handler400
+handler403 = problems.handler403
+handler404 = problems.handler404
+handler500 = problems.handler500

@@ -1,0 +1,1 @@
+"""Citizens, their identity links with holders, their consents and the citizen portal."""

@@ -1,0 +1,1 @@
+"""Data-altruism agreements, datasets, access requests, grants and consent-aware delivery."""

@@ -1,0 +1,55 @@
+"""The trust core's policy, as a matrix of role × action, own and other organisation."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import AnonymousUser
+
+from broker import policy
+from broker.errors import Forbidden, NotFound
+from broker.models import Membership
+from broker.policy import OrgAction
+from tests.factories import CitizenFactory, MembershipFactory, OrganisationFactory, UserFactory
+
+A = OrgAction
+ALLOWED_ON_OWN = {
+    Membership.Role.ADMIN: {A.VIEW_PRIVATE, A.EDIT_PROFILE, A.MANAGE_MEMBERS},
+    Membership.Role.DATA_STEWARD: {A.VIEW_PRIVATE},
+    Membership.Role.REVIEWER: {A.VIEW_PRIVATE},
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", list(Membership.Role))
+@pytest.mark.parametrize("action", list(OrgAction))
+def test_member_may_do_what_their_role_allows_on_their_own_organisation_only(role, action) -> None:  # type: ignore[no-untyped-def]
+    membership = MembershipFactory(role=role)
+    other = OrganisationFactory()
+    expected = action in ALLOWED_ON_OWN[role]
+    assert policy.can(membership.user, action, membership.organisation) is expected
+    assert policy.can(membership.user, action, other) is False
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("action", list(OrgAction))
+def test_operator_may_do_everything_and_others_nothing(action) -> None:  # type: ignore[no-untyped-def]
+    organisation = OrganisationFactory()
+    assert policy.can(UserFactory(is_staff=True), action, organisation)
+    assert not policy.can(CitizenFactory(), action, organisation)
+    assert not policy.can(UserFactory(), action, organisation)
+    assert not policy.can(AnonymousUser(), action, organisation)
+
+
+@pytest.mark.django_db
+def test_a_deactivated_member_loses_every_right() -> None:
+    membership = MembershipFactory(role=Membership.Role.ADMIN, user__is_active=False)
+    assert not policy.can(membership.user, A.VIEW_PRIVATE, membership.organisation)
+
+
+@pytest.mark.django_db
+def test_outsiders_are_told_not_found_and_members_are_told_forbidden() -> None:
+    steward = MembershipFactory(role=Membership.Role.DATA_STEWARD)
+    with pytest.raises(Forbidden):
+        policy.require(steward.user, A.EDIT_PROFILE, steward.organisation)
+    with pytest.raises(NotFound):
+        policy.require(steward.user, A.VIEW_PRIVATE, OrganisationFactory())
