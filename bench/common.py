@@ -29,9 +29,7 @@ def machine() -> dict[str, Any]:
     except (OSError, ValueError, IndexError):
         memory_kib = 0
     try:
-        postgres = subprocess.run(
-            ["psql", "--version"], capture_output=True, text=True, check=False
-        ).stdout.strip()
+        postgres = subprocess.run(["psql", "--version"], capture_output=True, text=True, check=False).stdout.strip()
     except OSError:
         postgres = "not found"
     return {

@@ -69,9 +69,7 @@ class OrganisationMe(APIView):
 
     @extend_schema(parameters=[ORGANISATION_PARAM], responses=OrganisationPrivateSerializer)
     def get(self, request: Request) -> Response:
-        organisation = selectors.organisation_for_caller(
-            request.user, request.query_params.get("organisation")
-        )
+        organisation = selectors.organisation_for_caller(request.user, request.query_params.get("organisation"))
         policy.require(request.user, OrgAction.VIEW_PRIVATE, organisation)
         return Response(OrganisationPrivateSerializer(organisation).data)
 
@@ -81,9 +79,7 @@ class OrganisationMe(APIView):
         responses=OrganisationPrivateSerializer,
     )
     def patch(self, request: Request) -> Response:
-        organisation = selectors.organisation_for_caller(
-            request.user, request.query_params.get("organisation")
-        )
+        organisation = selectors.organisation_for_caller(request.user, request.query_params.get("organisation"))
         changes = OrganisationUpdateSerializer(data=request.data)
         changes.is_valid(raise_exception=True)
         organisation = services.organisation_update_profile(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pgtrigger
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
@@ -53,9 +54,7 @@ class Organisation(models.Model):
     country = models.CharField(max_length=2, help_text=_("ISO 3166-1 alpha-2 code"))
     kind = models.CharField(max_length=8, choices=Kind.choices)
     contact_email = models.EmailField(blank=True)
-    verification_state = models.CharField(
-        max_length=10, choices=Verification.choices, default=Verification.PENDING
-    )
+    verification_state = models.CharField(max_length=10, choices=Verification.choices, default=Verification.PENDING)
     verified_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -142,3 +141,151 @@ class OutboxEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.topic} #{self.pk}"
+
+
+class SigningKey(models.Model):
+    """A key the broker signs with; the private half is kept encrypted under TIERS_KEK.
+
+    JWS keys (ES256) sign checkpoints, receipts, tokens and reports; the note key
+    (Ed25519) signs C2SP checkpoint notes. A retired key signs nothing new but
+    stays published, so what it signed can still be verified.
+    """
+
+    class Purpose(models.TextChoices):
+        JWS = "jws", "JWS (ES256)"
+        NOTE = "note", "Signed note (Ed25519)"
+
+    class State(models.TextChoices):
+        ACTIVE = "active", _("active")
+        RETIRED = "retired", _("retired")
+
+    kid = models.CharField(max_length=64, unique=True, help_text=_("RFC 7638 JWK thumbprint"))
+    purpose = models.CharField(max_length=8, choices=Purpose.choices)
+    algorithm = models.CharField(max_length=16)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.ACTIVE)
+    public_jwk = models.JSONField()
+    # PKCS #8 DER, AES-256-GCM under TIERS_KEK: 12-byte nonce, then ciphertext and tag.
+    encrypted_private_key = models.BinaryField()
+    created_at = models.DateTimeField(default=timezone.now)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["purpose"], condition=Q(state="active"), name="signing_key_one_active_per_purpose"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} {self.kid} ({self.state})"
+
+
+# --- The audit trail: a verifiable transparency log (docs/audit.md) -----------------
+
+
+# Triggers that refuse UPDATE and DELETE on PostgreSQL; SQLite (the demo's database) has none.
+APPEND_ONLY = [pgtrigger.Protect(name="append_only", operation=pgtrigger.Update | pgtrigger.Delete)]
+
+
+class AuditEntry(models.Model):
+    """One leaf of the transparency log: the hash that commits to an event, kept forever.
+
+    The event itself sits beside it in AuditBody, which erasure may remove; the
+    leaf hash stays, so every root and proof stays valid. The sequencer gives
+    each entry its leaf index once; nothing else about an entry ever changes.
+    """
+
+    leaf_hash = models.BinaryField(max_length=32)
+    created_at = models.DateTimeField(default=timezone.now)
+    leaf_index = models.BigIntegerField(null=True, unique=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["id"], condition=Q(leaf_index__isnull=True), name="audit_entry_pending_idx"),
+        ]
+        triggers = [
+            pgtrigger.Protect(name="append_only_delete", operation=pgtrigger.Delete),
+            # The one update allowed: the sequencer sets a leaf index where there was none.
+            pgtrigger.Protect(
+                name="append_only_update",
+                operation=pgtrigger.Update,
+                condition=pgtrigger.Condition(
+                    "OLD.leaf_index IS NOT NULL OR NEW.leaf_index IS NULL"
+                    " OR OLD.id IS DISTINCT FROM NEW.id"
+                    " OR OLD.leaf_hash IS DISTINCT FROM NEW.leaf_hash"
+                    " OR OLD.created_at IS DISTINCT FROM NEW.created_at"
+                ),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"audit entry {self.leaf_index if self.leaf_index is not None else f'#{self.pk} (pending)'}"
+
+
+class AuditBody(models.Model):
+    """The event an audit entry commits to, in the erasable store beside the log.
+
+    `canonical` is the exact RFC 8785 JSON whose hash is the leaf: a random salt
+    and the event. Entries about a citizen name them in `citizen_id`; erasing the
+    citizen deletes these rows, and with the salt gone the leaf reveals nothing.
+    """
+
+    entry = models.OneToOneField(AuditEntry, on_delete=models.PROTECT, primary_key=True, related_name="body")
+    canonical = models.BinaryField()
+    verb = models.CharField(max_length=64)
+    subject = models.CharField(max_length=128)
+    citizen_id = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["verb"], name="audit_body_verb_idx"),
+            models.Index(fields=["subject"], name="audit_body_subject_idx"),
+            models.Index(fields=["citizen_id"], condition=Q(citizen_id__isnull=False), name="audit_body_citizen_idx"),
+        ]
+        # Erasure deletes a body; nothing may rewrite one.
+        triggers = [pgtrigger.Protect(name="no_rewrite", operation=pgtrigger.Update)]
+
+    def __str__(self) -> str:
+        return f"{self.verb} {self.subject}"
+
+
+class MerkleNode(models.Model):
+    """The hash of one complete subtree of the log: level 0 holds the leaves."""
+
+    pk = models.CompositePrimaryKey("level", "index")
+    level = models.PositiveSmallIntegerField()
+    index = models.BigIntegerField()
+    hash = models.BinaryField(max_length=32)
+
+    class Meta:
+        triggers = APPEND_ONLY
+
+    def __str__(self) -> str:
+        return f"node {self.level}/{self.index}"
+
+
+class LogHead(models.Model):
+    """The one row the sequencer locks: how many leaves the tree has."""
+
+    tree_size = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"log head at {self.tree_size}"
+
+
+class Checkpoint(models.Model):
+    """A signed statement of the tree's size and root at a moment."""
+
+    tree_size = models.BigIntegerField(unique=True)
+    root_hash = models.BinaryField(max_length=32)
+    timestamp = models.DateTimeField()
+    jws = models.TextField(help_text=_("compact JWS over {tree_size, root_hash, timestamp}"))
+    note = models.TextField(help_text=_("C2SP tlog-checkpoint signed note"))
+
+    class Meta:
+        ordering = ["-tree_size"]
+        triggers = APPEND_ONLY
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.tree_size}"

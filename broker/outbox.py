@@ -87,9 +87,7 @@ def dispatch(event_id: int) -> bool:
             last_error=f"{type(exc).__name__}: {exc}"[:2000],
         )
         raise
-    OutboxEvent.objects.filter(pk=event_id).update(
-        handled_at=timezone.now(), leased_until=None, last_error=""
-    )
+    OutboxEvent.objects.filter(pk=event_id).update(handled_at=timezone.now(), leased_until=None, last_error="")
     return True
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from django.contrib.auth.models import AnonymousUser
+from django.db.models import Q
 
 from broker.errors import Forbidden, NotFound
 from broker.models import Membership, Organisation, User
@@ -56,3 +57,22 @@ def require(user: User | AnonymousUser, action: OrgAction, organisation: Organis
     if can(user, OrgAction.VIEW_PRIVATE, organisation):
         raise Forbidden(f"Your role does not allow {action.value.replace('_', ' ')}.")
     raise NotFound("No such organisation.")
+
+
+def can_read_audit_event(user: User | AnonymousUser, citizen_id: int | None) -> bool:
+    """Public events are for everyone; an event about a citizen, for them and operators only."""
+    if citizen_id is None:
+        return True
+    if isinstance(user, User) and user.is_operator:
+        return True
+    return user.is_authenticated and user.is_active and user.pk == citizen_id
+
+
+def audit_events_readable_by(user: User | AnonymousUser) -> Q:
+    """The rule above as a filter on audit entries, for queries."""
+    if isinstance(user, User) and user.is_operator:
+        return Q(body__isnull=False)
+    public = Q(body__isnull=False, body__citizen_id__isnull=True)
+    if user.is_authenticated and user.is_active:
+        return public | Q(body__citizen_id=user.pk)
+    return public

@@ -36,9 +36,7 @@ def problem_body(
 def problem_response(status: int, **kwargs: Any) -> JsonResponse:
     """A plain Django response carrying a problem, for errors outside DRF views."""
     extensions = kwargs.pop("extensions", {})
-    return JsonResponse(
-        {**problem_body(status, **kwargs), **extensions}, status=status, content_type=PROBLEM_JSON
-    )
+    return JsonResponse({**problem_body(status, **kwargs), **extensions}, status=status, content_type=PROBLEM_JSON)
 
 
 def _validation_errors(data: Any, prefix: str = "") -> list[dict[str, str]]:

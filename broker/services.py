@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from broker import outbox, policy
+from broker import audit, outbox, policy
 from broker.errors import Conflict
 from broker.models import Membership, Organisation, User
 from broker.policy import OrgAction
@@ -26,7 +26,7 @@ def organisation_register(
     with transaction.atomic():
         if Organisation.objects.filter(slug=slug).exists():
             raise Conflict(f"An organisation with slug {slug!r} exists already.")
-        return Organisation.objects.create(
+        organisation = Organisation.objects.create(
             slug=slug,
             name=name,
             legal_identifier=legal_identifier,
@@ -35,6 +35,17 @@ def organisation_register(
             kind=kind,
             contact_email=contact_email,
         )
+        audit.record(
+            verb="organisation.registered",
+            actor=actor,
+            subject=organisation,
+            details={
+                "name": name,
+                "legal_identifier": f"{identifier_scheme}:{legal_identifier}",
+                "kind": kind,
+            },
+        )
+        return organisation
 
 
 def organisation_verify(*, actor: User, organisation: Organisation) -> Organisation:
@@ -47,6 +58,7 @@ def organisation_verify(*, actor: User, organisation: Organisation) -> Organisat
         organisation.verification_state = Organisation.Verification.VERIFIED
         organisation.verified_at = timezone.now()
         organisation.save(update_fields=["verification_state", "verified_at"])
+        audit.record(verb="organisation.verified", actor=actor, subject=organisation)
         outbox.emit("organisation.verified", {"organisation_id": organisation.pk})
         return organisation
 
@@ -67,6 +79,7 @@ def organisation_update_profile(
             changed.append("contact_email")
         if changed:
             organisation.save(update_fields=changed)
+            audit.record(verb="organisation.updated", actor=actor, subject=organisation, details={"fields": changed})
         return organisation
 
 
@@ -77,7 +90,15 @@ def membership_set(*, actor: User, organisation: Organisation, user: User, role:
         membership, created = Membership.objects.select_for_update().get_or_create(
             user=user, organisation=organisation, defaults={"role": role}
         )
-        if not created and membership.role != role:
+        if not created and membership.role == role:
+            return membership
+        if not created:
             membership.role = role
             membership.save(update_fields=["role"])
+        audit.record(
+            verb="membership.role_set",
+            actor=actor,
+            subject=organisation,
+            details={"user": f"user:{user.pk}", "role": role},
+        )
         return membership

@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "pgtrigger",
     "broker",
     "consent",
     "sharing",
@@ -163,6 +164,8 @@ CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="tiers")
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "outbox-sweep": {"task": "broker.tasks.outbox_sweep", "schedule": 30.0},
+    # Commit to signed checkpoint within a few seconds; a late run is dropped, not queued.
+    "audit-sequence": {"task": "broker.tasks.audit_sequence", "schedule": 1.0, "options": {"expires": 5}},
 }
 
 # Outbox events not handled this long after they were written are re-sent.

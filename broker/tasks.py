@@ -17,3 +17,11 @@ def outbox_dispatch(event_id: int) -> bool:
 def outbox_sweep() -> int:
     """Re-send outbox events whose message was lost."""
     return outbox.sweep()
+
+
+@shared_task
+def audit_sequence() -> int:
+    """Sequence pending audit entries and sign a checkpoint."""
+    from broker.audit import sequencer
+
+    return sequencer.sequence()

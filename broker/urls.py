@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path, re_path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from broker import api, health, problems, views
+from broker import api, health, jwks, problems, views
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("organisations/", api.OrganisationList.as_view(), name="organisation-list"),
     path("organisations/me", api.OrganisationMe.as_view(), name="organisation-me"),
+    path("audit/", include("broker.audit.urls")),
     re_path(r"^(?P<path>.*)$", problems.api_not_found),
 ]
 
@@ -24,6 +25,7 @@ urlpatterns = [
     path("org/<slug:slug>/", views.organisation_detail, name="organisation-detail"),
     path("me/", include("consent.urls")),
     path("admin/", admin.site.urls),
+    path("oauth/jwks", jwks.jwks_view, name="jwks"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

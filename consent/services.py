@@ -8,9 +8,7 @@ from broker.models import User
 from consent.models import CitizenProfile
 
 
-def citizen_register(
-    *, username: str, email: str, password: str, display_name: str = "", language: str = "en"
-) -> User:
+def citizen_register(*, username: str, email: str, password: str, display_name: str = "", language: str = "en") -> User:
     """Create a citizen's account with its profile."""
     with transaction.atomic():
         user = User.objects.create_user(username=username, email=email, password=password)

@@ -93,5 +93,22 @@ ensure_redis() {
   Install and start it: 'apt-get install redis-server' on Debian or Ubuntu, 'brew install redis' on macOS."
 }
 
+create_database() {
+    # makemigrations --check reads the named database; the suite itself creates test_<name>.
+    "$PY" - "$db_url" <<'PYEOF'
+import sys, urllib.parse as u
+import psycopg
+from psycopg import sql
+p = u.urlsplit(sys.argv[1])
+name = p.path.lstrip("/") or "tiers"
+with psycopg.connect(host=p.hostname or "127.0.0.1", port=p.port or 5432, user=p.username or "postgres",
+                     password=p.password or None, dbname="postgres", autocommit=True) as conn:
+    if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        print(f"services: created database {name}")
+PYEOF
+}
+
 ensure_postgres
+create_database
 ensure_redis

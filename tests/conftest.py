@@ -141,9 +141,7 @@ def celery_worker_process(transactional_db: None, tmp_path: Path) -> Iterator[Wo
         deadline = time.monotonic() + 30
         while not app.control.ping(timeout=0.5):
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    "the Celery worker did not start:\n" + (tmp_path / "worker.log").read_text()
-                )
+                raise RuntimeError("the Celery worker did not start:\n" + (tmp_path / "worker.log").read_text())
         yield WorkerProcess(process=process, mail_dir=mail_dir, log=tmp_path / "worker.log")
     finally:
         process.terminate()
@@ -165,3 +163,13 @@ def wait_for(condition: Callable[[], object], timeout: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(0.1)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    """The cache lives in Redis and outlives a test: throttle counts must not leak between tests."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

@@ -10,9 +10,7 @@ import os
 
 os.environ["TIERS_ENV_FILE"] = ""  # a demo's .env must not leak into the tests
 os.environ.setdefault("DEBUG", "false")
-os.environ.setdefault(
-    "DATABASE_URL", os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tiers")
-)
+os.environ.setdefault("DATABASE_URL", os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tiers"))
 os.environ.setdefault("REDIS_URL", os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-" + "x" * 40)
 os.environ.setdefault("TIERS_KEK", "dGVzdHMtb25seS1rZXktZW5jcnlwdGlvbi1rZXktMzI=")
@@ -20,6 +18,8 @@ os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
 os.environ.setdefault("TIERS_BASE_URL", "http://testserver")
 os.environ.setdefault("CELERY_QUEUE", "tiers-tests")
 os.environ.setdefault("EMAIL_URL", "consolemail://")
+# Proof-checking tests call the public API thousands of times; the throttle test sets its own rate.
+os.environ.setdefault("THROTTLE_ANON", "100000/min")
 
 from broker.settings import *  # noqa: F403
 

@@ -235,9 +235,7 @@ def verify_checkpoint_jws(compact: str, jwks: Mapping[str, Any]) -> Checkpoint:
     """Verify a checkpoint JWS and return its tree size, root hash and timestamp."""
     payload = verify_jws_es256(compact, jwks)
     if set(payload) != _CHECKPOINT_FIELDS:
-        raise VerificationError(
-            f"checkpoint must have exactly {sorted(_CHECKPOINT_FIELDS)}, got {sorted(payload)}"
-        )
+        raise VerificationError(f"checkpoint must have exactly {sorted(_CHECKPOINT_FIELDS)}, got {sorted(payload)}")
     tree_size, root_b64 = payload["tree_size"], payload["root_hash"]
     if not _is_unsigned(tree_size):
         raise VerificationError("checkpoint tree_size must be a non-negative integer")

@@ -98,9 +98,7 @@ def test_sweeper_resends_what_a_lost_message_or_dead_worker_left(monkeypatch) ->
         dead_worker = outbox.emit("test.flaky", {})
         live_worker = outbox.emit("test.flaky", {})
         done = outbox.emit("test.flaky", {})
-    OutboxEvent.objects.filter(pk__in=[lost.pk, dead_worker.pk, live_worker.pk, done.pk]).update(
-        created_at=long_ago
-    )
+    OutboxEvent.objects.filter(pk__in=[lost.pk, dead_worker.pk, live_worker.pk, done.pk]).update(created_at=long_ago)
     OutboxEvent.objects.filter(pk=dead_worker.pk).update(leased_until=long_ago)
     OutboxEvent.objects.filter(pk=live_worker.pk).update(leased_until=timezone.now() + timedelta(minutes=5))
     OutboxEvent.objects.filter(pk=done.pk).update(handled_at=timezone.now())

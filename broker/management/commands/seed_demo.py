@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from broker import services
+from broker.audit import sequencer
 from broker.models import Membership, Organisation, User
 from consent.models import CitizenProfile
 
@@ -58,6 +59,7 @@ class Command(BaseCommand):
                     user=citizen, defaults={"display_name": display_name, "preferred_language": language}
                 )
                 users.append(self._entry(citizen, known, "citizen", None))
+        sequencer.sequence()  # the demo's log is signed before anyone looks
         credentials = {"base_url": settings.TIERS_BASE_URL, "users": users, "clients": [], "grants": []}
         path.write_text(json.dumps(credentials, indent=2, ensure_ascii=False) + "\n")
         path.chmod(0o600)
@@ -73,9 +75,7 @@ class Command(BaseCommand):
             return {}
 
     def _user(self, username: str, known: dict[str, str], **flags: bool) -> User:
-        user, _ = User.objects.get_or_create(
-            username=username, defaults={"email": f"{username}@demo.example"}
-        )
+        user, _ = User.objects.get_or_create(username=username, defaults={"email": f"{username}@demo.example"})
         password = known.setdefault(username, secrets.token_urlsafe(12))
         if not user.check_password(password) or any(getattr(user, k) != v for k, v in flags.items()):
             user.set_password(password)
@@ -92,9 +92,7 @@ class Command(BaseCommand):
             "organisation": slug,
         }
 
-    def _organisation(
-        self, operator: User, slug: str, name: str, kind: str, siren: str, contact: str
-    ) -> Organisation:
+    def _organisation(self, operator: User, slug: str, name: str, kind: str, siren: str, contact: str) -> Organisation:
         organisation = Organisation.objects.filter(slug=slug).first() or services.organisation_register(
             actor=operator,
             slug=slug,

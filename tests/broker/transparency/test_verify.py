@@ -293,9 +293,7 @@ def test_jws_without_a_kid_is_rejected(key: ECKey, jwks: dict[str, Any]) -> None
         verify_jws_es256(raw_es256_token({"alg": "ES256"}, CHECKPOINT, key), jwks)
 
 
-def test_jws_carrying_its_own_key_in_the_header_is_not_trusted(
-    other_key: ECKey, jwks: dict[str, Any]
-) -> None:
+def test_jws_carrying_its_own_key_in_the_header_is_not_trusted(other_key: ECKey, jwks: dict[str, Any]) -> None:
     embedded = other_key.as_dict(private=False)
     for header in (
         {"alg": "ES256", "kid": KID, "jwk": embedded},
@@ -423,10 +421,7 @@ def test_signed_checkpoint_note_round_trips(note_key: Ed25519PrivateKey) -> None
 def test_go_reference_note_and_verifier_key_are_accepted() -> None:
     # From golang.org/x/mod/sumdb/note's documentation and tests.
     vkey = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
-    text = (
-        "If you think cryptography is the answer to your problem,\n"
-        "then you don't know what your problem is.\n"
-    )
+    text = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n"
     signature = "".join(
         [
             "x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1",

@@ -1,0 +1,117 @@
+"""The audit trail: one call for every app, written in the caller's transaction.
+
+    audit.record(verb="consent.withdrawn", actor=citizen, subject=consent,
+                 details={"purpose": "dpv:ResearchAndDevelopment"}, citizen=citizen)
+
+Each entry is a leaf of a verifiable transparency log (RFC 9162): the leaf is
+SHA-256(0x00 || canonical bytes), where the canonical bytes are the RFC 8785
+JSON of a random salt and the event. The event sits beside the leaf in an
+erasable store; the sequencer later gives the leaf its index and signs a
+checkpoint. See docs/audit.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import rfc8785
+from django.db import connection, models
+from django.utils import timezone
+
+from broker.models import AuditBody, AuditEntry, Organisation, User
+from broker.transparency.merkle import leaf_hash
+
+VERB = re.compile(r"^[a-z][a-z_]*(\.[a-z][a-z_]*)+$")
+SALT_BYTES = 16
+
+Actor = User | Organisation | str | None
+Subject = models.Model | str
+
+
+def actor_ref(actor: Actor) -> str:
+    """How an entry names who acted: `system`, `operator:<id>`, `user:<id>`, `organisation:<slug>`."""
+    if actor is None:
+        return "system"
+    if isinstance(actor, str):
+        return actor
+    if isinstance(actor, Organisation):
+        return f"organisation:{actor.slug}"
+    return f"operator:{actor.pk}" if actor.is_operator else f"user:{actor.pk}"
+
+
+def subject_ref(subject: Subject) -> str:
+    """How an entry names what it is about: `<model>:<id>`, organisations by slug."""
+    if isinstance(subject, str):
+        return subject
+    if isinstance(subject, Organisation):
+        return f"organisation:{subject.slug}"
+    return f"{subject._meta.model_name}:{subject.pk}"
+
+
+def canonical_event(
+    *, salt: bytes, verb: str, actor: str, subject: str, details: Mapping[str, Any], time: str
+) -> bytes:
+    """The exact bytes a leaf commits to (RFC 8785 JSON)."""
+    event: dict[str, Any] = {
+        "salt": base64.b64encode(salt).decode(),
+        "verb": verb,
+        "actor": actor,
+        "subject": subject,
+        "details": dict(details),
+        "time": time,
+    }
+    return rfc8785.dumps(event)
+
+
+def record(
+    *,
+    verb: str,
+    actor: Actor,
+    subject: Subject,
+    details: Mapping[str, Any] | None = None,
+    citizen: User | int | None = None,
+) -> AuditEntry:
+    """Write an audit entry in the caller's transaction; `citizen` makes it personal.
+
+    Appending takes no lock: the sequencer orders entries later, so writers never
+    wait on each other here.
+    """
+    if not VERB.match(verb):
+        raise ValueError(f"audit verb {verb!r} is not dotted lowercase, like 'consent.withdrawn'")
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit.record() must run inside the transaction of the change it records")
+    now = timezone.now()
+    subject_name = subject_ref(subject)
+    canonical = canonical_event(
+        salt=os.urandom(SALT_BYTES),
+        verb=verb,
+        actor=actor_ref(actor),
+        subject=subject_name,
+        details=details or {},
+        time=now.isoformat().replace("+00:00", "Z"),
+    )
+    entry = AuditEntry.objects.create(leaf_hash=leaf_hash(canonical), created_at=now)
+    AuditBody.objects.create(
+        entry=entry,
+        canonical=canonical,
+        verb=verb,
+        subject=subject_name,
+        citizen_id=citizen.pk if isinstance(citizen, User) else citizen,
+    )
+    return entry
+
+
+def erase_citizen(*, actor: Actor, citizen_id: int) -> int:
+    """Delete the events about a citizen and their salts; every leaf, root and proof stays valid.
+
+    The erasure itself is recorded, without naming the citizen.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit.erase_citizen() must run inside the erasure's transaction")
+    erased, _ = AuditBody.objects.filter(citizen_id=citizen_id).delete()
+    record(verb="audit.citizen_erased", actor=actor, subject="citizen", details={"entries": erased})
+    return erased
