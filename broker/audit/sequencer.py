@@ -72,7 +72,7 @@ def _sign_checkpoint(tree_size: int, root_hash: bytes) -> Checkpoint:
 def sequence_batch(batch_size: int = BATCH_SIZE) -> int:
     """Sequence up to `batch_size` pending entries and sign the new tree head; returns how many."""
     with transaction.atomic():
-        head = LogHead.objects.select_for_update().get(pk=1)
+        head, _ = LogHead.objects.select_for_update().get_or_create(pk=1)
         pending = list(
             AuditEntry.objects.filter(leaf_index__isnull=True)
             .order_by("id")

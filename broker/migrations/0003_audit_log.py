@@ -101,9 +101,3 @@ class Migration(migrations.Migration):
         ),
     ]
 
-
-def create_log_head(apps, schema_editor):  # type: ignore[no-untyped-def]
-    apps.get_model("broker", "LogHead").objects.get_or_create(pk=1)
-
-
-Migration.operations.append(migrations.RunPython(create_log_head, migrations.RunPython.noop))
