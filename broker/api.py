@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from broker import policy, selectors, services
-from broker.api_base import CursorPagination, acting_user
+from broker.api_base import CursorPagination, acting_user, calling_organisation
 from broker.models import Membership, Organisation
 from broker.policy import OrgAction
 
@@ -69,7 +69,7 @@ class OrganisationMe(APIView):
 
     @extend_schema(parameters=[ORGANISATION_PARAM], responses=OrganisationPrivateSerializer)
     def get(self, request: Request) -> Response:
-        organisation = selectors.organisation_for_caller(request.user, request.query_params.get("organisation"))
+        organisation = calling_organisation(request)
         policy.require(request.user, OrgAction.VIEW_PRIVATE, organisation)
         return Response(OrganisationPrivateSerializer(organisation).data)
 
@@ -79,7 +79,7 @@ class OrganisationMe(APIView):
         responses=OrganisationPrivateSerializer,
     )
     def patch(self, request: Request) -> Response:
-        organisation = selectors.organisation_for_caller(request.user, request.query_params.get("organisation"))
+        organisation = calling_organisation(request)
         changes = OrganisationUpdateSerializer(data=request.data)
         changes.is_valid(raise_exception=True)
         organisation = services.organisation_update_profile(

@@ -5,7 +5,9 @@ from __future__ import annotations
 from rest_framework import exceptions, pagination
 from rest_framework.request import Request
 
-from broker.models import User
+from broker import selectors
+from broker.models import Organisation, User
+from broker.oauth.tokens import Caller
 
 
 class CursorPagination(pagination.CursorPagination):
@@ -22,3 +24,10 @@ def acting_user(request: Request) -> User:
     if not isinstance(user, User):
         raise exceptions.NotAuthenticated()
     return user
+
+
+def calling_organisation(request: Request) -> Organisation:
+    """The organisation behind the request: an OAuth client's, or the one a member acts for."""
+    if isinstance(request.auth, Caller):
+        return request.auth.organisation
+    return selectors.organisation_for_caller(request.user, request.query_params.get("organisation"))

@@ -289,3 +289,24 @@ class Checkpoint(models.Model):
 
     def __str__(self) -> str:
         return f"checkpoint {self.tree_size}"
+
+
+# The OAuth server's models live in their own module; importing them here registers them.
+from broker.oauth.models import IssuedToken, OAuthClient, UsedAssertion  # noqa: E402
+
+__all__ = [
+    "APPEND_ONLY",
+    "AuditBody",
+    "AuditEntry",
+    "Checkpoint",
+    "IssuedToken",
+    "LogHead",
+    "Membership",
+    "MerkleNode",
+    "OAuthClient",
+    "Organisation",
+    "OutboxEvent",
+    "SigningKey",
+    "UsedAssertion",
+    "User",
+]

@@ -14,46 +14,60 @@ from django.db.models import Q
 
 from broker.errors import Forbidden, NotFound
 from broker.models import Membership, Organisation, User
+from broker.oauth.tokens import ClientPrincipal
 
 Role = Membership.Role
+Principal = User | AnonymousUser | ClientPrincipal
 
 
 class OrgAction(StrEnum):
     VIEW_PRIVATE = "view_private"  # contact, members, state, and everything the org owns
     EDIT_PROFILE = "edit_profile"
     MANAGE_MEMBERS = "manage_members"
+    MANAGE_CLIENTS = "manage_clients"  # register, rotate and disable OAuth clients
     VERIFY = "verify"  # verify, reject or exclude: the operator's call alone
 
 
 # role -> actions it allows on its own organisation
 MEMBER_RULES: dict[str, frozenset[OrgAction]] = {
-    Role.ADMIN: frozenset({OrgAction.VIEW_PRIVATE, OrgAction.EDIT_PROFILE, OrgAction.MANAGE_MEMBERS}),
+    Role.ADMIN: frozenset(
+        {OrgAction.VIEW_PRIVATE, OrgAction.EDIT_PROFILE, OrgAction.MANAGE_MEMBERS, OrgAction.MANAGE_CLIENTS}
+    ),
     Role.DATA_STEWARD: frozenset({OrgAction.VIEW_PRIVATE}),
     Role.REVIEWER: frozenset({OrgAction.VIEW_PRIVATE}),
 }
 OPERATOR_RULES = frozenset(OrgAction)
 
 
-def role_in(user: User | AnonymousUser, organisation: Organisation) -> str | None:
+def role_in(user: Principal, organisation: Organisation) -> str | None:
     """The user's role in the organisation, or None."""
-    if not user.is_authenticated or not user.is_active:
+    if not isinstance(user, User) or not user.is_active:
         return None
     membership = Membership.objects.filter(user=user, organisation=organisation).first()
     return membership.role if membership else None
 
 
-def can(user: User | AnonymousUser, action: OrgAction, organisation: Organisation) -> bool:
-    """Whether the user may take the action on the organisation."""
+def can(user: Principal, action: OrgAction, organisation: Organisation) -> bool:
+    """Whether the user (or an organisation's OAuth client) may take the action on the organisation."""
+    if isinstance(user, ClientPrincipal):
+        caller = user.caller
+        return (
+            action == OrgAction.VIEW_PRIVATE
+            and caller.organisation.pk == organisation.pk
+            and "organisation" in caller.scopes
+        )
     if isinstance(user, User) and user.is_operator:
         return action in OPERATOR_RULES
     role = role_in(user, organisation)
     return role is not None and action in MEMBER_RULES[role]
 
 
-def require(user: User | AnonymousUser, action: OrgAction, organisation: Organisation) -> None:
+def require(user: Principal, action: OrgAction, organisation: Organisation) -> None:
     """Raise unless allowed: NotFound to outsiders, so private pages do not leak."""
     if can(user, action, organisation):
         return
+    if isinstance(user, ClientPrincipal) and user.caller.organisation.pk == organisation.pk:
+        raise Forbidden("This access token's scope does not allow it.")
     if can(user, OrgAction.VIEW_PRIVATE, organisation):
         raise Forbidden(f"Your role does not allow {action.value.replace('_', ' ')}.")
     raise NotFound("No such organisation.")

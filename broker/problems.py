@@ -80,6 +80,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         body = problem_body(response.status_code, detail=str(detail) if detail else None)
     response.data = body
     response.content_type = PROBLEM_JSON
+    challenge = getattr(exc, "www_authenticate", None)
+    if challenge:
+        response["WWW-Authenticate"] = challenge
     return response
 
 

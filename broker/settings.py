@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -172,6 +173,17 @@ CELERY_BEAT_SCHEDULE = {
 OUTBOX_RESEND_AFTER_SECONDS = env.int("OUTBOX_RESEND_AFTER_SECONDS", default=60)
 OUTBOX_LEASE_SECONDS = env.int("OUTBOX_LEASE_SECONDS", default=300)
 
+# --- OAuth 2.0 ----------------------------------------------------------------
+
+if not SERVED_OVER_HTTPS:
+    # authlib refuses plain HTTP; the demo and the tests are served on http://127.0.0.1.
+    os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
+# Access tokens live minutes, not authlib's default of days.
+OAUTH_ACCESS_TOKEN_SECONDS = env.int("OAUTH_ACCESS_TOKEN_SECONDS", default=300)
+# Token endpoint limits (RFC 9700 §4.16): per client, and per calling address before authentication.
+OAUTH_TOKEN_RATE_PER_CLIENT = env.int("OAUTH_TOKEN_RATE_PER_CLIENT", default=120)
+OAUTH_TOKEN_RATE_PER_ADDRESS = env.int("OAUTH_TOKEN_RATE_PER_ADDRESS", default=600)
+
 # --- Authentication and sessions --------------------------------------------
 
 PASSWORD_HASHERS = [
@@ -234,7 +246,10 @@ if DEBUG:
 # --- API ----------------------------------------------------------------------
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "broker.oauth.authentication.AccessTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],

@@ -8,11 +8,16 @@ from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from broker import api, health, jwks, problems, views
+from broker.oauth import api as oauth_api
+from broker.oauth import views as oauth_views
 
 api_v1: list[URLPattern | URLResolver] = [
     path("organisations/", api.OrganisationList.as_view(), name="organisation-list"),
     path("organisations/me", api.OrganisationMe.as_view(), name="organisation-me"),
     path("audit/", include("broker.audit.urls")),
+    path("clients/", oauth_api.ClientList.as_view(), name="client-list"),
+    path("clients/<str:client_id>/rotate", oauth_api.ClientRotate.as_view(), name="client-rotate"),
+    path("clients/<str:client_id>/disable", oauth_api.ClientDisable.as_view(), name="client-disable"),
     re_path(r"^(?P<path>.*)$", problems.api_not_found),
 ]
 
@@ -26,6 +31,10 @@ urlpatterns = [
     path("me/", include("consent.urls")),
     path("admin/", admin.site.urls),
     path("oauth/jwks", jwks.jwks_view, name="jwks"),
+    path("oauth/token", oauth_views.token, name="oauth-token"),
+    path("oauth/introspect", oauth_views.introspect, name="oauth-introspect"),
+    path("oauth/revoke", oauth_views.revoke, name="oauth-revoke"),
+    path(".well-known/oauth-authorization-server", oauth_views.metadata, name="oauth-metadata"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -54,8 +54,10 @@ def test_wrong_method_is_a_problem_405(api: APIClient) -> None:
 
 @pytest.mark.django_db
 def test_anonymous_caller_of_a_private_endpoint_gets_a_problem(api: APIClient) -> None:
-    body = assert_problem(api.get("/api/v1/organisations/me"), 403)
+    response = api.get("/api/v1/organisations/me")
+    body = assert_problem(response, 401)
     assert "credentials" in body["detail"]
+    assert response["WWW-Authenticate"] == 'Bearer realm="tiers"'
 
 
 def test_validation_error_lists_each_field(holder_admin) -> None:  # type: ignore[no-untyped-def]

@@ -13,7 +13,7 @@ from tests.factories import CitizenFactory, MembershipFactory, OrganisationFacto
 
 A = OrgAction
 ALLOWED_ON_OWN = {
-    Membership.Role.ADMIN: {A.VIEW_PRIVATE, A.EDIT_PROFILE, A.MANAGE_MEMBERS},
+    Membership.Role.ADMIN: {A.VIEW_PRIVATE, A.EDIT_PROFILE, A.MANAGE_MEMBERS, A.MANAGE_CLIENTS},
     Membership.Role.DATA_STEWARD: {A.VIEW_PRIVATE},
     Membership.Role.REVIEWER: {A.VIEW_PRIVATE},
 }

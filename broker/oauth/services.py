@@ -1,0 +1,200 @@
+"""State changes of OAuth clients and tokens: one transaction and one audit entry each."""
+
+from __future__ import annotations
+
+import datetime
+import secrets
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from broker import audit, policy
+from broker.errors import InvalidInput
+from broker.models import Organisation, User
+from broker.oauth import tokens
+from broker.oauth.models import SECRET_PREFIX, IssuedToken, OAuthClient, hash_secret
+from broker.policy import OrgAction
+from sharing.models import Grant
+
+SCOPES = {
+    "organisation": "read the organisation's own record",
+    "grants": "obtain tokens bound to the organisation's grants (grant:<id>)",
+}
+
+
+def _public_jwks(jwks: dict[str, Any]) -> dict[str, Any]:
+    """A client's JWKS, checked to hold public signing keys only."""
+    try:
+        keyset = KeySet.import_key_set(jwks)  # type: ignore[arg-type]
+    except (JoseError, ValueError, TypeError, KeyError) as exc:
+        raise InvalidInput(f"jwks is not a valid JWK Set: {exc}") from exc
+    if not keyset.keys:
+        raise InvalidInput("jwks holds no key.")
+    for key in keyset.keys:
+        if key.is_private or key.key_type == "oct":
+            raise InvalidInput("jwks must hold public keys only; never send a private or symmetric key.")
+    return {"keys": [key.as_dict(private=False) for key in keyset.keys]}
+
+
+def _new_secret() -> str:
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def client_register(
+    *,
+    actor: User,
+    organisation: Organisation,
+    name: str,
+    auth_method: str,
+    scopes: list[str],
+    jwks: dict[str, Any] | None = None,
+    jwks_uri: str = "",
+    dpop_bound_access_tokens: bool = False,
+) -> tuple[OAuthClient, str | None]:
+    """Register a client; returns it and, for client_secret_basic, the secret (shown once)."""
+    policy.require(actor, OrgAction.MANAGE_CLIENTS, organisation)
+    unknown = set(scopes) - SCOPES.keys()
+    if unknown:
+        raise InvalidInput(f"Unknown scopes: {', '.join(sorted(unknown))}.", allowed=sorted(SCOPES))
+    secret = None
+    client = OAuthClient(
+        organisation=organisation,
+        name=name,
+        client_id="tiers_" + secrets.token_urlsafe(16),
+        auth_method=auth_method,
+        scopes=sorted(set(scopes)),
+        dpop_bound_access_tokens=dpop_bound_access_tokens,
+        created_by=actor,
+    )
+    if auth_method == OAuthClient.AuthMethod.CLIENT_SECRET_BASIC:
+        secret = _new_secret()
+        client.secret_hash, client.secret_hint = hash_secret(secret), secret[:8]
+    elif jwks is not None:
+        client.jwks = _public_jwks(jwks)
+    elif jwks_uri:
+        client.jwks_uri = jwks_uri
+    else:
+        raise InvalidInput("A private_key_jwt client needs jwks or jwks_uri.")
+    with transaction.atomic():
+        client.save()
+        audit.record(
+            verb="client.registered",
+            actor=actor,
+            subject=organisation,
+            details={"client_id": client.client_id, "auth_method": auth_method, "scopes": client.scopes},
+        )
+    return client, secret
+
+
+def client_rotate_credentials(
+    *, actor: User, client: OAuthClient, jwks: dict[str, Any] | None = None
+) -> tuple[OAuthClient, str | None]:
+    """A new secret (shown once), or new public keys; the old ones stop working at once."""
+    policy.require(actor, OrgAction.MANAGE_CLIENTS, client.organisation)
+    with transaction.atomic():
+        client = OAuthClient.objects.select_for_update().get(pk=client.pk)
+        secret = None
+        if client.auth_method == OAuthClient.AuthMethod.CLIENT_SECRET_BASIC:
+            secret = _new_secret()
+            client.secret_hash, client.secret_hint = hash_secret(secret), secret[:8]
+        else:
+            if jwks is None:
+                raise InvalidInput("Send the client's new public keys as jwks.")
+            client.jwks, client.jwks_uri = _public_jwks(jwks), ""
+        client.save()
+        audit.record(
+            verb="client.credentials_rotated",
+            actor=actor,
+            subject=client.organisation,
+            details={"client_id": client.client_id},
+        )
+    return client, secret
+
+
+def client_disable(*, actor: User, client: OAuthClient) -> OAuthClient:
+    """Disable a client: its tokens are refused from the next request on."""
+    policy.require(actor, OrgAction.MANAGE_CLIENTS, client.organisation)
+    with transaction.atomic():
+        client = OAuthClient.objects.select_for_update().get(pk=client.pk)
+        if client.disabled_at is not None:
+            return client
+        client.disabled_at = timezone.now()
+        client.save(update_fields=["disabled_at"])
+        audit.record(
+            verb="client.disabled", actor=actor, subject=client.organisation, details={"client_id": client.client_id}
+        )
+    return client
+
+
+def token_issue(
+    *, client: OAuthClient, scope: str, grant: Grant | None, audience: str, jkt: str = ""
+) -> dict[str, Any]:
+    """Issue an access token (RFC 9068) and record it; returns the token response."""
+    now = timezone.now()
+    lifetime = settings.OAUTH_ACCESS_TOKEN_SECONDS
+    jti = uuid.uuid4().hex
+    claims: dict[str, Any] = {
+        "iss": tokens.issuer(),
+        "sub": client.client_id,
+        "aud": audience,
+        "client_id": client.client_id,
+        "iat": int(now.timestamp()),
+        "exp": int(now.timestamp()) + lifetime,
+        "jti": jti,
+        "scope": scope,
+        "organisation": client.organisation.slug,
+    }
+    if grant is not None:
+        claims["grant_id"] = str(grant.id)
+        claims["purpose"] = grant.purpose
+        claims["authorization_details"] = [{"type": "tiers_grant", "grant_id": str(grant.id), "purpose": grant.purpose}]
+    if jkt:
+        claims["cnf"] = {"jkt": jkt}
+    with transaction.atomic():
+        IssuedToken.objects.create(
+            jti=jti,
+            client=client,
+            grant=grant,
+            scope=scope,
+            audience=audience,
+            jkt=jkt,
+            issued_at=now,
+            expires_at=now + datetime.timedelta(seconds=lifetime),
+        )
+        audit.record(
+            verb="token.issued",
+            actor=f"client:{client.client_id}",
+            subject=client.organisation,
+            details={"jti": jti, "grant": claims.get("grant_id"), "scope": scope, "dpop": bool(jkt)},
+        )
+    response = {
+        "access_token": tokens.sign(claims),
+        "token_type": "DPoP" if jkt else "Bearer",
+        "expires_in": lifetime,
+        "scope": scope,
+    }
+    if grant is not None:
+        response["authorization_details"] = claims["authorization_details"]
+    return response
+
+
+def token_revoke(*, actor: OAuthClient | User, jti: str) -> bool:
+    """Revoke one token by its id; False when it was already revoked or unknown."""
+    with transaction.atomic():
+        issued = IssuedToken.objects.select_for_update().filter(jti=jti).first()
+        if issued is None or issued.revoked_at is not None:
+            return False
+        issued.revoked_at = timezone.now()
+        issued.save(update_fields=["revoked_at"])
+        audit.record(
+            verb="token.revoked",
+            actor=f"client:{actor.client_id}" if isinstance(actor, OAuthClient) else actor,
+            subject=f"oauth_client:{issued.client.client_id}",
+            details={"jti": jti},
+        )
+    return True

@@ -1,0 +1,195 @@
+"""Access tokens: RFC 9068 JWTs signed with the broker's ES256 key, and their verification.
+
+Verification is what every protected API pays on every request, so a token's
+signature and claims are checked once per process and remembered until the
+token expires; whether it was revoked is still asked of the database each
+time (`live_caller`), so a revocation takes effect on the very next request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from broker import keys
+from broker.models import Organisation
+from broker.oauth.models import IssuedToken, OAuthClient
+from sharing.models import Grant
+
+TOKEN_TYPES = ("at+jwt", "application/at+jwt")
+ALGORITHMS = ["ES256"]  # never none, never HMAC: only what the broker signs with
+LEEWAY_SECONDS = 30
+CACHE_SIZE = 10_000
+
+security_log = logging.getLogger("tiers.security")
+
+
+class InvalidToken(Exception):
+    """The token is not one this resource accepts; the message says why (for the security log)."""
+
+    def __init__(self, reason: str, *, error: str = "invalid_token") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.error = error
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling, resolved once per request from a live token."""
+
+    client: OAuthClient
+    organisation: Organisation
+    grant: Grant | None
+    claims: dict[str, Any]
+
+    @property
+    def scopes(self) -> set[str]:
+        return set(str(self.claims.get("scope", "")).split())
+
+
+class ClientPrincipal:
+    """What `request.user` is when an OAuth client calls: authenticated, but no person."""
+
+    is_authenticated = True
+    is_active = True
+    is_staff = False
+    is_operator = False
+    pk = None
+
+    def __init__(self, caller: Caller) -> None:
+        self.caller = caller
+
+    def __str__(self) -> str:
+        return f"client:{self.caller.client.client_id}"
+
+
+def issuer() -> str:
+    return settings.TIERS_BASE_URL
+
+
+def tiers_audience() -> str:
+    """The audience of Tiers' own API."""
+    return settings.TIERS_BASE_URL
+
+
+# --- verification ------------------------------------------------------------------------------
+
+_keyset: KeySet | None = None
+_verified: OrderedDict[str, tuple[dict[str, Any], float]] = OrderedDict()
+_lock = threading.Lock()
+
+
+def _published_keys(kid: str) -> KeySet:
+    """The broker's public keys; reloaded when a token names a key this process has not seen."""
+    global _keyset
+    known = _keyset
+    if known is None or all(key.kid != kid for key in known.keys):
+        known = _keyset = KeySet.import_key_set(keys.jwks())  # type: ignore[arg-type]
+    return known
+
+
+def forget_verified() -> None:
+    """Drop the verification cache (tests, key rotation in this process)."""
+    global _keyset
+    with _lock:
+        _verified.clear()
+        _keyset = None
+
+
+def _check(token: str, audience: str) -> dict[str, Any]:
+    try:
+        header = jws.extract_compact(token.encode()).headers()
+    except (JoseError, ValueError, UnicodeError) as exc:
+        raise InvalidToken("malformed token") from exc
+    if header.get("alg") not in ALGORITHMS:
+        raise InvalidToken(f"algorithm {header.get('alg')!r} is not accepted")
+    if str(header.get("typ", "")).lower() not in TOKEN_TYPES:
+        raise InvalidToken(f"type {header.get('typ')!r} is not at+jwt")
+    try:
+        decoded = jwt.decode(token, _published_keys(str(header.get("kid", ""))), algorithms=ALGORITHMS)
+        registry = jwt.JWTClaimsRegistry(
+            leeway=LEEWAY_SECONDS,
+            iss={"essential": True, "value": issuer()},
+            aud={"essential": True, "value": audience},
+            exp={"essential": True},
+            jti={"essential": True},
+            client_id={"essential": True},
+        )
+        registry.validate(decoded.claims)
+    except (JoseError, ValueError) as exc:
+        raise InvalidToken(f"{type(exc).__name__}: {exc}") from exc
+    iat = decoded.claims.get("iat")
+    if not isinstance(iat, int) or iat > time.time() + LEEWAY_SECONDS:
+        raise InvalidToken("issued in the future")
+    return decoded.claims
+
+
+def verify(token: str, *, audience: str) -> dict[str, Any]:
+    """The token's claims if Tiers signed it for this audience and it has not expired."""
+    now = time.time()
+    with _lock:
+        cached = _verified.get(token)
+        if cached and cached[1] > now and cached[0].get("aud") in (audience, [audience]):
+            _verified.move_to_end(token)
+            return cached[0]
+    claims = _check(token, audience)
+    with _lock:
+        _verified[token] = (claims, float(claims["exp"]) + LEEWAY_SECONDS)
+        while len(_verified) > CACHE_SIZE:
+            _verified.popitem(last=False)
+    return claims
+
+
+def live_caller(claims: dict[str, Any]) -> Caller:
+    """Resolve the caller from the database: the token, its client and its grant must still be live."""
+    issued = (
+        IssuedToken.objects.select_related("client__organisation", "grant__dataset").filter(jti=claims["jti"]).first()
+    )
+    if issued is None or issued.client.client_id != claims["client_id"]:
+        raise InvalidToken("unknown token id")
+    if not still_live(issued):
+        raise InvalidToken("token revoked or expired, or its client or grant no longer active")
+    return Caller(client=issued.client, organisation=issued.client.organisation, grant=issued.grant, claims=claims)
+
+
+# --- signing -----------------------------------------------------------------------------------
+
+
+def sign(claims: dict[str, Any]) -> str:
+    """Sign access-token claims as an RFC 9068 JWT."""
+    payload = json.dumps(claims, separators=(",", ":"), sort_keys=True).encode()
+    return keys.sign_jws(payload, typ="at+jwt")
+
+
+def decode_unverified_jti(token: str) -> str:
+    """The jti of a token this server signed; the signature is checked, the expiry is not."""
+    try:
+        header = jws.extract_compact(token.encode()).headers()
+        if header.get("alg") not in ALGORITHMS:
+            raise InvalidToken("algorithm not accepted")
+        decoded = jwt.decode(token, _published_keys(str(header.get("kid", ""))), algorithms=ALGORITHMS)
+    except (JoseError, ValueError, UnicodeError) as exc:
+        raise InvalidToken("not a token of this server") from exc
+    jti = decoded.claims.get("jti")
+    if not isinstance(jti, str):
+        raise InvalidToken("no jti")
+    return jti
+
+
+def still_live(token: IssuedToken) -> bool:
+    """Not expired, not revoked, its client active and its grant (if any) active."""
+    from django.utils import timezone
+
+    if token.revoked_at is not None or token.expires_at <= timezone.now() or not token.client.is_active:
+        return False
+    return token.grant is None or token.grant.is_active()
