@@ -9,6 +9,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from broker import api, health, jwks, problems, views
 from broker.oauth import api as oauth_api
+from broker.oauth import portal as oauth_portal
 from broker.oauth import views as oauth_views
 
 api_v1: list[URLPattern | URLResolver] = [
@@ -28,6 +29,9 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("org/", views.organisation_index, name="organisation-index"),
     path("org/<slug:slug>/", views.organisation_detail, name="organisation-detail"),
+    path("org/<slug:slug>/clients/", oauth_portal.client_list, name="client-portal-list"),
+    path("org/<slug:slug>/clients/<str:client_id>/rotate", oauth_portal.client_rotate, name="client-portal-rotate"),
+    path("org/<slug:slug>/clients/<str:client_id>/disable", oauth_portal.client_disable, name="client-portal-disable"),
     path("me/", include("consent.urls")),
     path("admin/", admin.site.urls),
     path("oauth/jwks", jwks.jwks_view, name="jwks"),

@@ -64,22 +64,24 @@ def token(request: HttpRequest) -> HttpResponse:
     return response
 
 
+def _endpoint(name: str, request: HttpRequest) -> HttpResponse:
+    response: HttpResponse = oauth.server.create_endpoint_response(name, request)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 @csrf_exempt
 @require_POST
 def introspect(request: HttpRequest) -> HttpResponse:
     """RFC 7662."""
-    response: HttpResponse = oauth.server.create_endpoint_response("introspection", request)
-    response["Cache-Control"] = "no-store"
-    return response
+    return _endpoint("introspection", request)
 
 
 @csrf_exempt
 @require_POST
 def revoke(request: HttpRequest) -> HttpResponse:
     """RFC 7009."""
-    response: HttpResponse = oauth.server.create_endpoint_response("revocation", request)
-    response["Cache-Control"] = "no-store"
-    return response
+    return _endpoint("revocation", request)
 
 
 @require_GET

@@ -22,7 +22,7 @@ def test_seed_writes_a_working_login_for_every_demo_user(credentials_file) -> No
     call_command("seed_demo")
     credentials = json.loads(credentials_file.read_text())
     assert credentials["base_url"] == "http://testserver"
-    assert credentials["clients"] == []
+    assert len(credentials["clients"]) == 8
     assert credentials["grants"] == []
     roles = [user["role"] for user in credentials["users"]]
     assert roles.count("operator") == 1
@@ -61,3 +61,38 @@ def test_seeding_twice_changes_nothing_and_keeps_passwords(credentials_file) -> 
 def test_credentials_file_is_readable_by_its_owner_only(credentials_file) -> None:  # type: ignore[no-untyped-def]
     call_command("seed_demo")
     assert credentials_file.stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.django_db
+def test_every_demo_client_gets_a_token_with_the_credentials_file_alone(credentials_file) -> None:  # type: ignore[no-untyped-def]
+    import base64
+    import time
+    import uuid
+
+    from joserfc import jwt
+    from joserfc.jwk import ECKey
+    from rest_framework.test import APIClient
+
+    call_command("seed_demo")
+    clients = json.loads(credentials_file.read_text())["clients"]
+    assert len(clients) == 8
+    assert {c["auth_method"] for c in clients} == {"client_secret_basic", "private_key_jwt"}
+    api = APIClient()
+    for entry in clients:
+        form = {"grant_type": "client_credentials"}
+        headers = {}
+        if entry["auth_method"] == "client_secret_basic":
+            pair = f"{entry['client_id']}:{entry['client_secret']}".encode()
+            headers["HTTP_AUTHORIZATION"] = "Basic " + base64.b64encode(pair).decode()
+        else:
+            assert entry["private_jwk"]["alg"] == "ES256"
+            key = ECKey.import_key(entry["private_jwk"])
+            now = int(time.time())
+            claims = {"iss": entry["client_id"], "sub": entry["client_id"], "aud": "http://testserver/oauth/token"}
+            claims |= {"iat": now, "exp": now + 60, "jti": uuid.uuid4().hex}
+            form["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+            form["client_assertion"] = jwt.encode({"alg": "ES256", "kid": key.kid}, claims, key, algorithms=["ES256"])
+        response = api.post("/oauth/token", form, **headers)
+        assert response.status_code == 200, (entry["client_id"], response.content)
+        me = api.get("/api/v1/organisations/me", HTTP_AUTHORIZATION=f"Bearer {response.json()['access_token']}")
+        assert me.json()["slug"] == entry["organisation"]

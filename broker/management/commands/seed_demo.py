@@ -13,6 +13,7 @@ from django.db import transaction
 
 from broker import services
 from broker.audit import sequencer
+from broker.demo import demo_clients
 from broker.models import Membership, Organisation, User
 from consent.models import CitizenProfile
 
@@ -41,8 +42,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         path = Path(settings.DEMO_CREDENTIALS_FILE)
-        known = self._known_passwords(path)
+        previous = self._previous(path)
+        known = {user["username"]: user["password"] for user in previous.get("users", [])}
+        known_clients = {client["client_id"]: client for client in previous.get("clients", [])}
         users: list[dict[str, Any]] = []
+        clients: list[dict[str, Any]] = []
         with transaction.atomic():
             operator = self._user("operator", known, is_staff=True, is_superuser=True)
             users.append(self._entry(operator, known, "operator", None))
@@ -53,6 +57,7 @@ class Command(BaseCommand):
                     actor=operator, organisation=organisation, user=admin, role=Membership.Role.ADMIN
                 )
                 users.append(self._entry(admin, known, "org_admin", slug))
+                clients.extend(demo_clients(organisation, admin, known_clients))
             for username, display_name, language in CITIZENS:
                 citizen = self._user(username, known)
                 CitizenProfile.objects.get_or_create(
@@ -60,19 +65,18 @@ class Command(BaseCommand):
                 )
                 users.append(self._entry(citizen, known, "citizen", None))
         sequencer.sequence()  # the demo's log is signed before anyone looks
-        credentials = {"base_url": settings.TIERS_BASE_URL, "users": users, "clients": [], "grants": []}
+        credentials = {"base_url": settings.TIERS_BASE_URL, "users": users, "clients": clients, "grants": []}
         path.write_text(json.dumps(credentials, indent=2, ensure_ascii=False) + "\n")
         path.chmod(0o600)
-        self.stdout.write(f"Demo data ready: {len(users)} logins written to {path}")
+        self.stdout.write(f"Demo data ready: {len(users)} logins and {len(clients)} clients written to {path}")
 
-    def _known_passwords(self, path: Path) -> dict[str, str]:
-        """Reuse the passwords of an earlier run, so a re-seed does not log anyone out."""
-        if not path.exists():
-            return {}
+    def _previous(self, path: Path) -> dict[str, Any]:
+        """An earlier run's credentials, reused so that a re-seed locks nobody out."""
         try:
-            return {user["username"]: user["password"] for user in json.loads(path.read_text())["users"]}
-        except (ValueError, KeyError, TypeError):
+            previous = json.loads(path.read_text())
+        except (OSError, ValueError):
             return {}
+        return previous if isinstance(previous, dict) else {}
 
     def _user(self, username: str, known: dict[str, str], **flags: bool) -> User:
         user, _ = User.objects.get_or_create(username=username, defaults={"email": f"{username}@demo.example"})
