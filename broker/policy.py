@@ -25,18 +25,35 @@ class OrgAction(StrEnum):
     EDIT_PROFILE = "edit_profile"
     MANAGE_MEMBERS = "manage_members"
     MANAGE_CLIENTS = "manage_clients"  # register, rotate and disable OAuth clients
+    ISSUE_LINK_CODES = "issue_link_codes"  # a holder's one-time codes for its customers
+    PUBLISH_CONSENT_MODULES = "publish_consent_modules"
     VERIFY = "verify"  # verify, reject or exclude: the operator's call alone
 
 
 # role -> actions it allows on its own organisation
 MEMBER_RULES: dict[str, frozenset[OrgAction]] = {
     Role.ADMIN: frozenset(
-        {OrgAction.VIEW_PRIVATE, OrgAction.EDIT_PROFILE, OrgAction.MANAGE_MEMBERS, OrgAction.MANAGE_CLIENTS}
+        {
+            OrgAction.VIEW_PRIVATE,
+            OrgAction.EDIT_PROFILE,
+            OrgAction.MANAGE_MEMBERS,
+            OrgAction.MANAGE_CLIENTS,
+            OrgAction.ISSUE_LINK_CODES,
+            OrgAction.PUBLISH_CONSENT_MODULES,
+        }
     ),
-    Role.DATA_STEWARD: frozenset({OrgAction.VIEW_PRIVATE}),
+    Role.DATA_STEWARD: frozenset(
+        {OrgAction.VIEW_PRIVATE, OrgAction.ISSUE_LINK_CODES, OrgAction.PUBLISH_CONSENT_MODULES}
+    ),
     Role.REVIEWER: frozenset({OrgAction.VIEW_PRIVATE}),
 }
 OPERATOR_RULES = frozenset(OrgAction)
+# action -> the token scope an organisation's OAuth client needs for it (absent: clients may not)
+CLIENT_SCOPES: dict[OrgAction, str] = {
+    OrgAction.VIEW_PRIVATE: "organisation",
+    OrgAction.ISSUE_LINK_CODES: "link_codes",
+    OrgAction.PUBLISH_CONSENT_MODULES: "consent_modules",
+}
 
 
 def role_in(user: Principal, organisation: Organisation) -> str | None:
@@ -51,11 +68,8 @@ def can(user: Principal, action: OrgAction, organisation: Organisation) -> bool:
     """Whether the user (or an organisation's OAuth client) may take the action on the organisation."""
     if isinstance(user, ClientPrincipal):
         caller = user.caller
-        return (
-            action == OrgAction.VIEW_PRIVATE
-            and caller.organisation.pk == organisation.pk
-            and "organisation" in caller.scopes
-        )
+        scope = CLIENT_SCOPES.get(action)
+        return scope is not None and caller.organisation.pk == organisation.pk and scope in caller.scopes
     if isinstance(user, User) and user.is_operator:
         return action in OPERATOR_RULES
     role = role_in(user, organisation)
@@ -66,7 +80,7 @@ def require(user: Principal, action: OrgAction, organisation: Organisation) -> N
     """Raise unless allowed: NotFound to outsiders, so private pages do not leak."""
     if can(user, action, organisation):
         return
-    if isinstance(user, ClientPrincipal) and user.caller.organisation.pk == organisation.pk:
+    if isinstance(user, ClientPrincipal) and user.caller.organisation.pk == organisation.pk:  # its own org
         raise Forbidden("This access token's scope does not allow it.")
     if can(user, OrgAction.VIEW_PRIVATE, organisation):
         raise Forbidden(f"Your role does not allow {action.value.replace('_', ' ')}.")

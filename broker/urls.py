@@ -16,6 +16,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("organisations/", api.OrganisationList.as_view(), name="organisation-list"),
     path("organisations/me", api.OrganisationMe.as_view(), name="organisation-me"),
     path("audit/", include("broker.audit.urls")),
+    path("", include("consent.urls_api")),
     path("clients/", oauth_api.ClientList.as_view(), name="client-list"),
     path("clients/<str:client_id>/rotate", oauth_api.ClientRotate.as_view(), name="client-rotate"),
     path("clients/<str:client_id>/disable", oauth_api.ClientDisable.as_view(), name="client-disable"),

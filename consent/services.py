@@ -1,11 +1,27 @@
-"""State changes of citizens' accounts: one transaction each."""
+"""State changes of citizens' accounts, links and consents: one transaction and one audit entry each."""
 
 from __future__ import annotations
 
-from django.db import transaction
+import datetime
+import hashlib
+import secrets
+from collections.abc import Sequence
+from typing import Any
 
-from broker.models import User
-from consent.models import CitizenProfile
+import rfc8785
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from broker import audit, ratelimit
+from broker.errors import Conflict, Forbidden, InvalidInput, NotFound
+from broker.models import Organisation, User
+from consent import receipts
+from consent.models import CitizenProfile, ConsentEvent, ConsentModule, ConsentRecord, IdentityLink, LinkCode
+
+LINK_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"  # no 0/O, 1/I/L: read aloud and typed by people
+LINK_CODE_GROUPS = 5  # 5 groups of 4 from 30 symbols: 98 bits
+LINK_CODE_TTL = datetime.timedelta(days=14)
+REDEEM_ATTEMPTS_PER_HOUR = 10
 
 
 def citizen_register(*, username: str, email: str, password: str, display_name: str = "", language: str = "en") -> User:
@@ -13,4 +29,210 @@ def citizen_register(*, username: str, email: str, password: str, display_name: 
     with transaction.atomic():
         user = User.objects.create_user(username=username, email=email, password=password)
         CitizenProfile.objects.create(user=user, display_name=display_name, preferred_language=language)
+        audit.record(verb="citizen.registered", actor=user, subject=f"user:{user.pk}", citizen=user)
         return user
+
+
+# --- identity links ------------------------------------------------------------------------------
+
+
+def _code_hash(code: str) -> str:
+    normalised = code.upper().replace("-", "").replace(" ", "")
+    return "sha256$" + hashlib.sha256(normalised.encode()).hexdigest()
+
+
+def link_code_issue(*, actor: Any, holder: Organisation, subject_ref: str) -> tuple[LinkCode, str]:
+    """A one-time code for one of the holder's customers; returns the record and the code (shown once)."""
+    if not holder.holds_data or not holder.is_verified:
+        raise Forbidden("Only a verified data holder issues link codes.")
+    raw = "".join(secrets.choice(LINK_CODE_ALPHABET) for _ in range(4 * LINK_CODE_GROUPS))
+    code = "-".join(raw[i : i + 4] for i in range(0, len(raw), 4))
+    with transaction.atomic():
+        link_code = LinkCode.objects.create(
+            holder=holder,
+            subject_ref=subject_ref,
+            code_hash=_code_hash(code),
+            expires_at=timezone.now() + LINK_CODE_TTL,
+        )
+        audit.record(
+            verb="link_code.issued", actor=actor, subject=holder, details={"expires_at": str(link_code.expires_at)}
+        )
+    return link_code, code
+
+
+def link_redeem(*, citizen: User, code: str) -> IdentityLink:
+    """The citizen links their account to the holder's reference the code was issued for."""
+    if not ratelimit.allow(f"link-redeem:{citizen.pk}", limit=REDEEM_ATTEMPTS_PER_HOUR, window_seconds=3600):
+        raise Forbidden("Too many attempts: try again in an hour.")
+    with transaction.atomic():
+        link_code = LinkCode.objects.select_for_update().filter(code_hash=_code_hash(code)).first()
+        if link_code is None or link_code.used_at is not None or link_code.expires_at <= timezone.now():
+            raise InvalidInput("This code is not valid: it may be mistyped, used already or expired.")
+        link_code.used_at = timezone.now()
+        link_code.save(update_fields=["used_at"])
+        try:
+            with transaction.atomic():
+                link = IdentityLink.objects.create(
+                    citizen=citizen, holder=link_code.holder, subject_ref=link_code.subject_ref
+                )
+        except IntegrityError as exc:
+            raise Conflict("Your account, or this customer reference, is already linked with this holder.") from exc
+        audit.record(verb="identity.linked", actor=citizen, subject=link_code.holder, citizen=citizen)
+    return link
+
+
+def link_remove(*, citizen: User, link: IdentityLink) -> IdentityLink:
+    """Unlink; the consents given to that holder are withdrawn with it, in the same transaction."""
+    with transaction.atomic():
+        link = IdentityLink.objects.select_for_update().get(pk=link.pk, citizen=citizen)
+        if link.unlinked_at is not None:
+            return link
+        link.unlinked_at = timezone.now()
+        link.save(update_fields=["unlinked_at"])
+        audit.record(verb="identity.unlinked", actor=citizen, subject=link.holder, citizen=citizen)
+        for record in ConsentRecord.objects.select_for_update().filter(citizen=citizen, holder=link.holder):
+            if record.state not in (ConsentRecord.State.WITHDRAWN, ConsentRecord.State.EXPIRED):
+                _change(record, citizen, event="withdrawn", state=ConsentRecord.State.WITHDRAWN)
+    return link
+
+
+# --- consent modules -------------------------------------------------------------------------------
+
+
+def module_publish(*, actor: Any, holder: Organisation, slug: str, content: dict[str, Any]) -> ConsentModule:
+    """Publish a module, or a new version of it; earlier versions stay valid for what they covered."""
+    if not holder.holds_data:
+        raise Forbidden("Only a data holder publishes consent modules.")
+    if not content.get("purposes"):
+        raise InvalidInput("A module names at least one purpose.")
+    notice_hash = hashlib.sha256(rfc8785.dumps(content)).hexdigest()
+    with transaction.atomic():
+        latest = ConsentModule.objects.select_for_update().filter(holder=holder, slug=slug).order_by("-version").first()
+        if latest is not None and latest.notice_hash == notice_hash:
+            return latest
+        module = ConsentModule.objects.create(
+            holder=holder, slug=slug, version=(latest.version + 1) if latest else 1, notice_hash=notice_hash, **content
+        )
+        if latest is not None:
+            latest.retired_at = module.published_at
+            latest.save(update_fields=["retired_at"])
+        audit.record(
+            verb="consent_module.published",
+            actor=actor,
+            subject=holder,
+            details={"module": slug, "version": module.version, "sha256": notice_hash},
+        )
+    return module
+
+
+# --- consents ----------------------------------------------------------------------------------
+
+
+def _change(record: ConsentRecord, citizen: User, *, event: str, state: str) -> ConsentRecord:
+    """Append an event to the record, with its audit entry and its signed receipt."""
+    now = timezone.now()
+    record.state = state
+    record.updated_at = now
+    record.save(update_fields=["state", "updated_at", "given_at", "expires_at"])
+    entry = audit.record(
+        verb=f"consent.{event}",
+        actor=citizen,
+        subject=record,
+        details={"holder": record.holder.slug, "purpose": record.purpose, "module": record.module.slug},
+        citizen=citizen,
+    )
+    change = ConsentEvent(record=record, event=event, state=state, at=now, actor=audit.actor_ref(citizen))
+    change.audit_entry_id = entry.pk
+    change.receipt = receipts.sign(record, change)
+    change.save()
+    return record
+
+
+def consent_give(*, citizen: User, module: ConsentModule, purposes: Sequence[str]) -> list[ConsentRecord]:
+    """Consent to some purposes of the module's current version, one record per purpose."""
+    if module.retired_at is not None:
+        raise Conflict("This module has a newer version: read it and consent to that one.")
+    unknown = set(purposes) - set(module.purposes)
+    if unknown or not purposes:
+        raise InvalidInput(f"Choose among this module's purposes: {', '.join(module.purposes)}.")
+    if not IdentityLink.objects.filter(citizen=citizen, holder=module.holder, unlinked_at__isnull=True).exists():
+        raise Forbidden("Link your account with this holder first.")
+    records = []
+    with transaction.atomic():
+        for purpose in dict.fromkeys(purposes):
+            now = timezone.now()
+            record, created = ConsentRecord.objects.select_for_update().get_or_create(
+                citizen=citizen,
+                module=module,
+                purpose=purpose,
+                defaults={
+                    "holder": module.holder,
+                    "state": ConsentRecord.State.GIVEN,
+                    "given_at": now,
+                    "expires_at": now + datetime.timedelta(days=module.duration_days),
+                    "updated_at": now,
+                },
+            )
+            if created or not record.is_active():
+                record.given_at, record.expires_at = now, now + datetime.timedelta(days=module.duration_days)
+                record = _change(record, citizen, event="given", state=ConsentRecord.State.GIVEN)
+            records.append(record)
+    return records
+
+
+def _owned(citizen: User, record: ConsentRecord) -> ConsentRecord:
+    locked = (
+        ConsentRecord.objects.select_for_update()
+        .select_related("module", "holder")
+        .filter(pk=record.pk, citizen=citizen)
+        .first()
+    )
+    if locked is None:
+        raise NotFound("No such consent.")
+    return locked
+
+
+def consent_withdraw(*, citizen: User, record: ConsentRecord) -> ConsentRecord:
+    """Withdraw: as easy as giving (GDPR Art. 7(3)), effective for the next read."""
+    with transaction.atomic():
+        record = _owned(citizen, record)
+        if record.state in (ConsentRecord.State.WITHDRAWN, ConsentRecord.State.EXPIRED):
+            return record
+        return _change(record, citizen, event="withdrawn", state=ConsentRecord.State.WITHDRAWN)
+
+
+def consent_pause(*, citizen: User, record: ConsentRecord) -> ConsentRecord:
+    """Pause: no use of the data until resumed."""
+    with transaction.atomic():
+        record = _owned(citizen, record)
+        if record.state == ConsentRecord.State.PAUSED:
+            return record
+        if not record.is_active():
+            raise Conflict(f"A consent that is {record.state} cannot be paused.")
+        return _change(record, citizen, event="paused", state=ConsentRecord.State.PAUSED)
+
+
+def consent_resume(*, citizen: User, record: ConsentRecord) -> ConsentRecord:
+    """Resume a paused consent, if its module version is still current and it has not expired."""
+    with transaction.atomic():
+        record = _owned(citizen, record)
+        if record.is_active():
+            return record
+        if record.state != ConsentRecord.State.PAUSED:
+            raise Conflict(f"A consent that is {record.state} cannot be resumed; give it again.")
+        if record.expires_at <= timezone.now():
+            raise Conflict("This consent has expired; renew it.")
+        return _change(record, citizen, event="resumed", state=ConsentRecord.State.GIVEN)
+
+
+def consent_renew(*, citizen: User, record: ConsentRecord) -> ConsentRecord:
+    """Renew for another full duration, on the same module version only (never stretched to a new text)."""
+    with transaction.atomic():
+        record = _owned(citizen, record)
+        if record.state == ConsentRecord.State.WITHDRAWN:
+            raise Conflict("A withdrawn consent cannot be renewed; give it again.")
+        if record.module.retired_at is not None:
+            raise Conflict("This module has a newer version: read it and consent to that one.")
+        now = timezone.now()
+        record.given_at, record.expires_at = now, now + datetime.timedelta(days=record.module.duration_days)
+        return _change(record, citizen, event="renewed", state=ConsentRecord.State.RENEWED)

@@ -24,6 +24,8 @@ from sharing.models import Grant
 SCOPES = {
     "organisation": "read the organisation's own record",
     "grants": "obtain tokens bound to the organisation's grants (grant:<id>)",
+    "link_codes": "issue identity-link codes for the holder's customers",
+    "consent_modules": "publish the holder's consent modules",
 }
 
 

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from broker import ratelimit
 from broker.oauth import server as oauth
+from broker.oauth.services import SCOPES
 from broker.oauth.tokens import issuer
 
 security_log = logging.getLogger("tiers.security")
@@ -106,7 +107,7 @@ def metadata(request: HttpRequest) -> JsonResponse:
             "introspection_endpoint_auth_signing_alg_values_supported": signing,
             "revocation_endpoint_auth_methods_supported": auth_methods,
             "revocation_endpoint_auth_signing_alg_values_supported": signing,
-            "scopes_supported": ["organisation", "grant:<id>"],
+            "scopes_supported": [*(s for s in SCOPES if s != "grants"), "grant:<id>"],
             "authorization_details_types_supported": [oauth.GRANT_TYPE],
             "dpop_signing_alg_values_supported": signing,
             "access_token_signing_alg_values_supported": ["ES256"],

@@ -13,8 +13,15 @@ from tests.factories import CitizenFactory, MembershipFactory, OrganisationFacto
 
 A = OrgAction
 ALLOWED_ON_OWN = {
-    Membership.Role.ADMIN: {A.VIEW_PRIVATE, A.EDIT_PROFILE, A.MANAGE_MEMBERS, A.MANAGE_CLIENTS},
-    Membership.Role.DATA_STEWARD: {A.VIEW_PRIVATE},
+    Membership.Role.ADMIN: {
+        A.VIEW_PRIVATE,
+        A.EDIT_PROFILE,
+        A.MANAGE_MEMBERS,
+        A.MANAGE_CLIENTS,
+        A.ISSUE_LINK_CODES,
+        A.PUBLISH_CONSENT_MODULES,
+    },
+    Membership.Role.DATA_STEWARD: {A.VIEW_PRIVATE, A.ISSUE_LINK_CODES, A.PUBLISH_CONSENT_MODULES},
     Membership.Role.REVIEWER: {A.VIEW_PRIVATE},
 }
 

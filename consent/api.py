@@ -1,0 +1,216 @@
+"""The consent API: holders issue link codes and publish modules; citizens manage their consents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from broker import policy
+from broker.api_base import acting_user, calling_organisation
+from broker.errors import NotFound
+from broker.policy import OrgAction
+from consent import receipts, selectors, services
+from consent.models import ConsentModule, ConsentRecord
+from consent.policy import IsCitizen
+
+# --- holders -------------------------------------------------------------------------------------
+
+
+class LinkCodeRequest(serializers.Serializer[Any]):
+    subject_ref = serializers.CharField(max_length=128, help_text="your own reference for the customer")
+
+
+class LinkCodeIssued(serializers.Serializer[Any]):
+    code = serializers.CharField(help_text="give it to your customer; shown this once")
+    expires_at = serializers.DateTimeField()
+
+
+class LinkCodes(APIView):
+    """A holder issues a one-time code for one of its customers to link their Tiers account."""
+
+    @extend_schema(request=LinkCodeRequest, responses={201: LinkCodeIssued})
+    def post(self, request: Request) -> Response:
+        holder = calling_organisation(request)
+        policy.require(request.user, OrgAction.ISSUE_LINK_CODES, holder)
+        wanted = LinkCodeRequest(data=request.data)
+        wanted.is_valid(raise_exception=True)
+        link_code, code = services.link_code_issue(actor=_actor(request), holder=holder, **wanted.validated_data)
+        return Response({"code": code, "expires_at": link_code.expires_at}, status=status.HTTP_201_CREATED)
+
+
+def _actor(request: Request) -> Any:
+    """Who acted, for the audit entry: the person, or the organisation's client."""
+    caller = getattr(request.user, "caller", None)
+    return f"client:{caller.client.client_id}" if caller else acting_user(request)
+
+
+class ModuleSerializer(serializers.ModelSerializer[ConsentModule]):
+    holder = serializers.CharField(source="holder.slug", read_only=True)
+
+    class Meta:
+        model = ConsentModule
+        fields = [
+            "id", "holder", "slug", "version", "title_en", "title_fr", "notice_en", "notice_fr", "risks_en",
+            "risks_fr", "data_categories", "purposes", "recipient_categories", "duration_days", "jurisdiction",
+            "notice_hash", "published_at",
+        ]  # fmt: skip
+        read_only_fields = ["id", "holder", "version", "notice_hash", "published_at"]
+
+
+class ModuleContent(serializers.Serializer[Any]):
+    slug = serializers.SlugField(max_length=64)
+    title_en = serializers.CharField(max_length=200)
+    title_fr = serializers.CharField(max_length=200)
+    notice_en = serializers.CharField(max_length=10_000)
+    notice_fr = serializers.CharField(max_length=10_000)
+    risks_en = serializers.CharField(max_length=5_000, required=False, default="")
+    risks_fr = serializers.CharField(max_length=5_000, required=False, default="")
+    data_categories = serializers.ListField(child=serializers.CharField(max_length=100), min_length=1, max_length=50)
+    purposes = serializers.ListField(child=serializers.CharField(max_length=100), min_length=1, max_length=20)
+    recipient_categories = serializers.ListField(child=serializers.CharField(max_length=100), min_length=1)
+    duration_days = serializers.IntegerField(min_value=1, max_value=3650)
+    jurisdiction = serializers.CharField(max_length=8, default="EU")
+
+
+class ConsentModules(APIView):
+    """Every module's current version, for anyone to read; holders publish new ones."""
+
+    def get_permissions(self) -> list[Any]:
+        return [AllowAny()] if self.request.method == "GET" else [IsAuthenticated()]
+
+    @extend_schema(responses=ModuleSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        return Response(ModuleSerializer(selectors.current_modules(), many=True).data)
+
+    @extend_schema(request=ModuleContent, responses={201: ModuleSerializer})
+    def post(self, request: Request) -> Response:
+        holder = calling_organisation(request)
+        policy.require(request.user, OrgAction.PUBLISH_CONSENT_MODULES, holder)
+        content = ModuleContent(data=request.data)
+        content.is_valid(raise_exception=True)
+        fields = dict(content.validated_data)
+        slug = fields.pop("slug")
+        module = services.module_publish(actor=_actor(request), holder=holder, slug=slug, content=fields)
+        return Response(ModuleSerializer(module).data, status=status.HTTP_201_CREATED)
+
+
+# --- citizens ------------------------------------------------------------------------------------
+
+
+class ConsentSerializer(serializers.ModelSerializer[ConsentRecord]):
+    holder = serializers.CharField(source="holder.slug")
+    holder_name = serializers.CharField(source="holder.name")
+    module = serializers.CharField(source="module.slug")
+    module_version = serializers.IntegerField(source="module.version")
+    purposes = serializers.SerializerMethodField()
+    events = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ConsentRecord
+        fields = [
+            "id", "state", "holder", "holder_name", "module", "module_version", "purpose", "purposes",
+            "given_at", "expires_at", "updated_at", "events",
+        ]  # fmt: skip
+
+    def get_purposes(self, record: ConsentRecord) -> list[str]:
+        return [record.purpose]
+
+    def get_events(self, record: ConsentRecord) -> list[dict[str, Any]]:
+        return [{"event": e.event, "state": e.state, "at": e.at} for e in record.events.all()]
+
+
+class GiveConsent(serializers.Serializer[Any]):
+    module = serializers.IntegerField(help_text="the id of the module version shown to the citizen")
+    purposes = serializers.ListField(child=serializers.CharField(max_length=100), min_length=1, max_length=20)
+
+
+class CitizenView(APIView):
+    # A citizen's own data: a person's session only (with CSRF), never an organisation's token.
+    authentication_classes = [SessionAuthentication]
+    permission_classes = [IsCitizen]
+
+
+class MyConsents(CitizenView):
+    """The citizen's consents; POST gives consent to some purposes of a module."""
+
+    @extend_schema(responses=ConsentSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        return Response(ConsentSerializer(selectors.consents_of(acting_user(request)), many=True).data)
+
+    @extend_schema(request=GiveConsent, responses={201: ConsentSerializer(many=True)})
+    def post(self, request: Request) -> Response:
+        given = GiveConsent(data=request.data)
+        given.is_valid(raise_exception=True)
+        citizen = acting_user(request)
+        module = selectors.modules_for(citizen).filter(pk=given.validated_data["module"]).first()
+        if module is None:
+            raise NotFound("No such module among your holders' current modules.")
+        records = services.consent_give(citizen=citizen, module=module, purposes=given.validated_data["purposes"])
+        return Response(ConsentSerializer(records, many=True).data, status=status.HTTP_201_CREATED)
+
+
+class MyConsent(CitizenView):
+    """One of the citizen's consents, with its history."""
+
+    @extend_schema(responses=ConsentSerializer)
+    def get(self, request: Request, consent_id: str) -> Response:
+        return Response(ConsentSerializer(selectors.consent_of(acting_user(request), consent_id)).data)
+
+
+class ConsentAction(CitizenView):
+    """Change one consent with an empty POST; answers the updated consent."""
+
+    change: Any = None
+
+    @extend_schema(request=None, responses=ConsentSerializer)
+    def post(self, request: Request, consent_id: str) -> Response:
+        citizen = acting_user(request)
+        record = self.change(citizen=citizen, record=selectors.consent_of(citizen, consent_id))
+        return Response(ConsentSerializer(selectors.consent_of(citizen, record.pk)).data)
+
+
+class Withdraw(ConsentAction):
+    """Withdraw: as easy as giving (GDPR Art. 7(3)), effective for the next read."""
+
+    change = staticmethod(services.consent_withdraw)
+
+
+class Pause(ConsentAction):
+    """Pause: no use of the data until resumed."""
+
+    change = staticmethod(services.consent_pause)
+
+
+class Resume(ConsentAction):
+    """Resume a paused consent."""
+
+    change = staticmethod(services.consent_resume)
+
+
+class Renew(ConsentAction):
+    """Renew for another full duration, on the same module version."""
+
+    change = staticmethod(services.consent_renew)
+
+
+class Receipt(CitizenView):
+    """The consent's latest signed receipt, a compact JWS anyone can verify against /oauth/jwks."""
+
+    @extend_schema(responses={(200, receipts.MEDIA_TYPE): OpenApiResponse(OpenApiTypes.STR)})
+    def get(self, request: Request, consent_id: str) -> HttpResponse:
+        record = selectors.consent_of(acting_user(request), consent_id)
+        event = record.events.order_by("-at", "-pk").first()
+        if event is None:
+            raise NotFound("This consent has no receipt yet.")
+        response = HttpResponse(event.receipt, content_type=receipts.MEDIA_TYPE)
+        response["Content-Disposition"] = f'attachment; filename="consent-{record.id}-receipt.jws"'
+        return response
