@@ -18,7 +18,7 @@ from broker import policy
 from broker.api_base import acting_user, calling_organisation
 from broker.errors import NotFound
 from broker.policy import OrgAction
-from consent import receipts, selectors, services
+from consent import export, receipts, selectors, services
 from consent.models import ConsentModule, ConsentRecord
 from consent.policy import IsCitizen
 
@@ -213,4 +213,14 @@ class Receipt(CitizenView):
             raise NotFound("This consent has no receipt yet.")
         response = HttpResponse(event.receipt, content_type=receipts.MEDIA_TYPE)
         response["Content-Disposition"] = f'attachment; filename="consent-{record.id}-receipt.jws"'
+        return response
+
+
+class Export(CitizenView):
+    """Everything Tiers holds about the citizen, as JSON (GDPR Art. 15 and 20)."""
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request) -> Response:
+        response = Response(export.citizen_export(acting_user(request)))
+        response["Content-Disposition"] = 'attachment; filename="tiers-export.json"'
         return response

@@ -236,3 +236,21 @@ def consent_renew(*, citizen: User, record: ConsentRecord) -> ConsentRecord:
         now = timezone.now()
         record.given_at, record.expires_at = now, now + datetime.timedelta(days=record.module.duration_days)
         return _change(record, citizen, event="renewed", state=ConsentRecord.State.RENEWED)
+
+
+# --- rights ------------------------------------------------------------------------------------------
+
+
+def citizen_erase(*, citizen: User) -> int:
+    """Erase the account (GDPR Art. 17): consents withdrawn, links and profile removed, log bodies erased.
+
+    Returns how many audit bodies were erased. The log's leaves stay, so it still verifies.
+    """
+    with transaction.atomic():
+        citizen = User.objects.select_for_update().get(pk=citizen.pk)
+        for link in IdentityLink.objects.filter(citizen=citizen, unlinked_at__isnull=True):
+            link_remove(citizen=citizen, link=link)
+        erased = audit.erase_citizen(actor="system", citizen_id=citizen.pk)
+        # Links, consent records, their events and the profile go with the account.
+        citizen.delete()
+    return erased

@@ -13,5 +13,6 @@ urlpatterns = [
     path("me/consents/<str:consent_id>/pause", api.Pause.as_view(), name="my-consent-pause"),
     path("me/consents/<str:consent_id>/resume", api.Resume.as_view(), name="my-consent-resume"),
     path("me/consents/<str:consent_id>/renew", api.Renew.as_view(), name="my-consent-renew"),
+    path("me/export", api.Export.as_view(), name="my-export"),
     path("consents/<str:consent_id>/receipt", api.Receipt.as_view(), name="consent-receipt"),
 ]

@@ -96,3 +96,19 @@ def test_every_demo_client_gets_a_token_with_the_credentials_file_alone(credenti
         assert response.status_code == 200, (entry["client_id"], response.content)
         me = api.get("/api/v1/organisations/me", HTTP_AUTHORIZATION=f"Bearer {response.json()['access_token']}")
         assert me.json()["slug"] == entry["organisation"]
+
+
+@pytest.mark.django_db
+def test_demo_citizens_are_linked_and_hold_given_paused_and_withdrawn_consents(credentials_file) -> None:  # type: ignore[no-untyped-def]
+    from consent.models import ConsentRecord, IdentityLink
+
+    call_command("seed_demo")
+    call_command("seed_demo")
+    citizens = [u["username"] for u in json.loads(credentials_file.read_text())["users"] if u["role"] == "citizen"]
+    first = User.objects.get(username=citizens[0])
+    assert ConsentRecord.objects.filter(citizen=first, state="given").count() >= 3
+    assert IdentityLink.objects.filter(citizen=first, unlinked_at__isnull=True).count() == 2
+    for username in citizens[1:]:
+        states = set(ConsentRecord.objects.filter(citizen__username=username).values_list("state", flat=True))
+        assert {"paused", "withdrawn"} <= states
+    assert ConsentRecord.objects.count() == 10  # the second run added nothing

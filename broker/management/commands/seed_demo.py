@@ -15,6 +15,7 @@ from broker import services
 from broker.audit import sequencer
 from broker.demo import demo_clients
 from broker.models import Membership, Organisation, User
+from consent.demo import seed_consents
 from consent.models import CitizenProfile
 
 ORGANISATIONS = [
@@ -47,6 +48,8 @@ class Command(BaseCommand):
         known_clients = {client["client_id"]: client for client in previous.get("clients", [])}
         users: list[dict[str, Any]] = []
         clients: list[dict[str, Any]] = []
+        holders: dict[str, tuple[Organisation, User]] = {}
+        citizens: list[User] = []
         with transaction.atomic():
             operator = self._user("operator", known, is_staff=True, is_superuser=True)
             users.append(self._entry(operator, known, "operator", None))
@@ -58,12 +61,16 @@ class Command(BaseCommand):
                 )
                 users.append(self._entry(admin, known, "org_admin", slug))
                 clients.extend(demo_clients(organisation, admin, known_clients))
+                if organisation.holds_data:
+                    holders[slug] = (organisation, admin)
             for username, display_name, language in CITIZENS:
                 citizen = self._user(username, known)
                 CitizenProfile.objects.get_or_create(
                     user=citizen, defaults={"display_name": display_name, "preferred_language": language}
                 )
                 users.append(self._entry(citizen, known, "citizen", None))
+                citizens.append(citizen)
+            seed_consents(holders, citizens)
         sequencer.sequence()  # the demo's log is signed before anyone looks
         credentials = {"base_url": settings.TIERS_BASE_URL, "users": users, "clients": clients, "grants": []}
         path.write_text(json.dumps(credentials, indent=2, ensure_ascii=False) + "\n")
