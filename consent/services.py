@@ -201,6 +201,16 @@ def consent_withdraw(*, citizen: User, record: ConsentRecord) -> ConsentRecord:
         return _change(record, citizen, event="withdrawn", state=ConsentRecord.State.WITHDRAWN)
 
 
+def consent_withdraw_all(*, citizen: User, holder: Organisation) -> int:
+    """Withdraw every consent given to one holder, all or none; returns how many were withdrawn."""
+    standing = (*ConsentRecord.ACTIVE_STATES, ConsentRecord.State.PAUSED)
+    with transaction.atomic():
+        records = ConsentRecord.objects.select_for_update().filter(citizen=citizen, holder=holder, state__in=standing)
+        for record in records:
+            _change(record, citizen, event="withdrawn", state=ConsentRecord.State.WITHDRAWN)
+        return len(records)
+
+
 def consent_pause(*, citizen: User, record: ConsentRecord) -> ConsentRecord:
     """Pause: no use of the data until resumed."""
     with transaction.atomic():

@@ -6,4 +6,10 @@ from consent import views
 
 urlpatterns = [
     path("", views.dashboard, name="citizen-dashboard"),
+    path("link/", views.link_redeem, name="citizen-link"),
+    path("links/<int:link_id>/unlink", views.unlink, name="citizen-unlink"),
+    path("links/<int:link_id>/withdraw-all", views.withdraw_all, name="citizen-withdraw-all"),
+    path("modules/<int:module_id>/", views.module_consent, name="citizen-module"),
+    path("consents/<uuid:consent_id>/", views.consent_detail, name="citizen-consent"),
+    path("consents/<uuid:consent_id>/<str:action>/", views.consent_action, name="citizen-consent-action"),
 ]

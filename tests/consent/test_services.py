@@ -135,3 +135,12 @@ def test_unlinking_withdraws_the_consents_given_to_that_holder(alice, alice_link
     record.refresh_from_db()
     assert record.state == "withdrawn"
     assert AuditBody.objects.filter(verb="identity.unlinked", citizen_id=alice.pk).count() == 1
+
+
+def test_withdrawing_everything_touches_only_that_holders_standing_consents(alice, alice_linked, module) -> None:  # type: ignore[no-untyped-def]
+    research, policy_ = services.consent_give(citizen=alice, module=module, purposes=list(MODULE_CONTENT["purposes"]))
+    services.consent_pause(citizen=alice, record=policy_)
+    assert services.consent_withdraw_all(citizen=alice, holder=module.holder) == 2
+    assert set(ConsentRecord.objects.values_list("state", flat=True)) == {"withdrawn"}
+    assert AuditBody.objects.filter(verb="consent.withdrawn", citizen_id=alice.pk).count() == 2
+    assert services.consent_withdraw_all(citizen=alice, holder=module.holder) == 0
