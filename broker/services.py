@@ -8,6 +8,7 @@ from django.utils import timezone
 from broker import audit, outbox, policy
 from broker.errors import Conflict
 from broker.models import Membership, Organisation, User
+from broker.oauth import tokens
 from broker.policy import OrgAction
 
 
@@ -60,6 +61,20 @@ def organisation_verify(*, actor: User, organisation: Organisation) -> Organisat
         organisation.save(update_fields=["verification_state", "verified_at"])
         audit.record(verb="organisation.verified", actor=actor, subject=organisation)
         outbox.emit("organisation.verified", {"organisation_id": organisation.pk})
+        return organisation
+
+
+def organisation_exclude(*, actor: User, organisation: Organisation, reason: str) -> Organisation:
+    """An operator excludes an organisation (DGA Art. 12(g)): its tokens stop working at once."""
+    policy.require(actor, OrgAction.VERIFY, organisation)
+    with transaction.atomic():
+        organisation = Organisation.objects.select_for_update().get(pk=organisation.pk)
+        if organisation.verification_state == Organisation.Verification.EXCLUDED:
+            return organisation
+        organisation.verification_state = Organisation.Verification.EXCLUDED
+        organisation.save(update_fields=["verification_state"])
+        audit.record(verb="organisation.excluded", actor=actor, subject=organisation, details={"reason": reason})
+        tokens.invalidate_liveness()
         return organisation
 
 

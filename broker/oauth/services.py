@@ -127,6 +127,7 @@ def client_disable(*, actor: User, client: OAuthClient) -> OAuthClient:
             return client
         client.disabled_at = timezone.now()
         client.save(update_fields=["disabled_at"])
+        tokens.invalidate_liveness()
         audit.record(
             verb="client.disabled", actor=actor, subject=client.organisation, details={"client_id": client.client_id}
         )
@@ -193,6 +194,7 @@ def token_revoke(*, actor: OAuthClient | User, jti: str) -> bool:
             return False
         issued.revoked_at = timezone.now()
         issued.save(update_fields=["revoked_at"])
+        tokens.invalidate_liveness()
         audit.record(
             verb="token.revoked",
             actor=f"client:{actor.client_id}" if isinstance(actor, OAuthClient) else actor,

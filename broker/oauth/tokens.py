@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -151,15 +153,66 @@ def verify(token: str, *, audience: str) -> dict[str, Any]:
 
 
 def live_caller(claims: dict[str, Any]) -> Caller:
-    """Resolve the caller from the database: the token, its client and its grant must still be live."""
-    issued = (
-        IssuedToken.objects.select_related("client__organisation", "grant__dataset").filter(jti=claims["jti"]).first()
-    )
-    if issued is None or issued.client.client_id != claims["client_id"]:
+    """Resolve the caller: the token, its client, organisation and grant must be live at this request.
+
+    The answer is remembered per token until anything that could change it is
+    invalidated (see invalidate_liveness); without Redis, the database is asked
+    on every request.
+    """
+    jti = str(claims["jti"])
+    generation = _liveness_generation()
+    now = time.monotonic()
+    with _lock:
+        remembered = _live.get(jti)
+    if remembered is not None and generation is not None:
+        caller, seen_generation, seen_at = remembered
+        fresh = seen_generation == generation and now - seen_at < LIVENESS_MAX_AGE_SECONDS
+        if fresh and (caller.grant is None or caller.grant.is_active()):
+            return caller
+    issued = IssuedToken.objects.select_related("client__organisation", "grant__dataset").filter(jti=jti).order_by()[:1]
+    token = issued[0] if issued else None
+    if token is None or token.client.client_id != claims["client_id"]:
         raise InvalidToken("unknown token id")
-    if not still_live(issued):
+    if not still_live(token):
         raise InvalidToken("token revoked or expired, or its client or grant no longer active")
-    return Caller(client=issued.client, organisation=issued.client.organisation, grant=issued.grant, claims=claims)
+    caller = Caller(client=token.client, organisation=token.client.organisation, grant=token.grant, claims=claims)
+    if generation is not None:
+        with _lock:
+            _live[jti] = (caller, generation, now)
+            while len(_live) > CACHE_SIZE:
+                _live.popitem(last=False)
+    return caller
+
+
+# Revocations, disabled clients, excluded organisations and ended grants bump this number in
+# Redis; a process trusts what it remembers about a token only while the number is unchanged.
+GENERATION_KEY = "oauth:liveness-generation"
+# Bounds how long a remembered answer could outlive a lost invalidation (a crash between a
+# commit and its after-commit bump).
+LIVENESS_MAX_AGE_SECONDS = 30.0
+_live: OrderedDict[str, tuple[Caller, int, float]] = OrderedDict()
+
+
+def _liveness_generation() -> int | None:
+    try:
+        return int(cache.get(GENERATION_KEY, 0))
+    except Exception:
+        security_log.warning("liveness generation unavailable: checking tokens against the database")
+        return None
+
+
+def _bump_generation() -> None:
+    try:
+        if not cache.add(GENERATION_KEY, 1, timeout=None):
+            cache.incr(GENERATION_KEY)
+    except Exception:
+        security_log.error("liveness generation not bumped: remembered token states may last %ss", 30)
+
+
+def invalidate_liveness() -> None:
+    """Forget every remembered token state: before the change commits, and again once it has."""
+    _bump_generation()
+    transaction.on_commit(_bump_generation, robust=True)
 
 
 # --- signing -----------------------------------------------------------------------------------

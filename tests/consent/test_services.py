@@ -138,7 +138,7 @@ def test_unlinking_withdraws_the_consents_given_to_that_holder(alice, alice_link
 
 
 def test_withdrawing_everything_touches_only_that_holders_standing_consents(alice, alice_linked, module) -> None:  # type: ignore[no-untyped-def]
-    research, policy_ = services.consent_give(citizen=alice, module=module, purposes=list(MODULE_CONTENT["purposes"]))
+    _research, policy_ = services.consent_give(citizen=alice, module=module, purposes=list(MODULE_CONTENT["purposes"]))
     services.consent_pause(citizen=alice, record=policy_)
     assert services.consent_withdraw_all(citizen=alice, holder=module.holder) == 2
     assert set(ConsentRecord.objects.values_list("state", flat=True)) == {"withdrawn"}

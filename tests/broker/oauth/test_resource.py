@@ -145,11 +145,37 @@ def test_disabling_the_client_takes_effect_on_the_next_request(api: APIClient, g
     assert_refused(call(api, good["token"]))
 
 
-def test_excluding_the_organisation_takes_effect_on_the_next_request(api: APIClient, good, data_user) -> None:  # type: ignore[no-untyped-def]
+def test_excluding_the_organisation_takes_effect_on_the_next_request(api: APIClient, good, data_user, operator) -> None:  # type: ignore[no-untyped-def]
+    from broker import services as broker_services
+
     assert call(api, good["token"]).status_code == 200
-    data_user.verification_state = "excluded"
-    data_user.save()
+    broker_services.organisation_exclude(actor=operator, organisation=data_user, reason="re-identification attempt")
     assert_refused(call(api, good["token"]))
+
+
+def test_a_remembered_token_state_spares_the_database_until_something_changes(  # type: ignore[no-untyped-def]
+    api: APIClient, good, django_assert_num_queries
+) -> None:
+    from broker.oauth import tokens
+
+    assert call(api, good["token"]).status_code == 200
+    with django_assert_num_queries(1):  # the view's own read of the organisation's members
+        assert call(api, good["token"]).status_code == 200
+    tokens.invalidate_liveness()
+    with django_assert_num_queries(2):  # the token's state is asked again
+        assert call(api, good["token"]).status_code == 200
+
+
+def test_without_redis_every_request_asks_the_database(
+    api: APIClient, good, monkeypatch, django_assert_num_queries
+) -> None:  # type: ignore[no-untyped-def]
+    from broker.oauth import tokens
+
+    monkeypatch.setattr(tokens, "_liveness_generation", lambda: None)
+    assert call(api, good["token"]).status_code == 200  # the first call also loads the broker's keys
+    for _ in range(2):
+        with django_assert_num_queries(2):
+            assert call(api, good["token"]).status_code == 200
 
 
 def test_a_verified_token_is_not_verified_again_but_still_checked_for_revocation(
