@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import time
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -34,6 +35,13 @@ _PUBLIC_JWK_MEMBERS = ("kty", "crv", "x", "y", "kid", "alg", "use")
 _NOTE_ED25519 = b"\x01"
 _NOTE_DASH = "\u2014"
 
+# Which key is active, per purpose, remembered a few seconds: signing is on hot paths (tokens),
+# and a key another process just retired stays published and valid, so using it a moment
+# longer is harmless.
+ACTIVE_KEY_SECONDS = 5.0
+_active: dict[str, tuple[SigningKey, float]] = {}
+_signers: dict[str, ECKey] = {}
+
 # Decrypted private keys by kid. A kid names one key forever, so an entry never goes stale;
 # which kid is active is read from the database on each signature, so rotation elsewhere shows.
 _private_keys: dict[str, PrivateKeyTypes] = {}
@@ -57,8 +65,10 @@ def unseal(sealed: bytes, *, aad: bytes) -> bytes:
 
 
 def forget_cached_keys() -> None:
-    """Drop the decrypted private keys this process holds (tests, or after changing the KEK)."""
+    """Drop the keys this process holds (tests, or after changing the KEK or rotating)."""
     _private_keys.clear()
+    _signers.clear()
+    _active.clear()
 
 
 def _private_key(key: SigningKey) -> PrivateKeyTypes:
@@ -117,8 +127,13 @@ def _new_key(purpose: str) -> SigningKey:
 def active_key(purpose: str) -> SigningKey:
     """Return the active key of this purpose, generating it on first use."""
     purpose = Purpose(purpose)
-    key = SigningKey.objects.filter(purpose=purpose, state=SigningKey.State.ACTIVE).first()
+    remembered = _active.get(purpose)
+    if remembered is not None and time.monotonic() - remembered[1] < ACTIVE_KEY_SECONDS:
+        return remembered[0]
+    found = SigningKey.objects.filter(purpose=purpose, state=SigningKey.State.ACTIVE).order_by()[:1]
+    key = found[0] if found else None
     if key is not None:
+        _active[purpose] = (key, time.monotonic())
         return key
     candidate = _new_key(purpose)
     try:
@@ -148,6 +163,10 @@ def key_rotate(*, actor: User | None, purpose: str) -> SigningKey:
                 subject=f"signing_key:{new.kid}",
                 details={"purpose": purpose, "retired": old.kid if old else None, "active": new.kid},
             )
+            # This process signs with the new key at once (and again once committed, in case
+            # a concurrent read remembered the old one in between).
+            _active.clear()
+            transaction.on_commit(_active.clear)
             return new
     except IntegrityError:
         # A concurrent rotation committed its new key after our lock found the old one gone.
@@ -166,8 +185,10 @@ def sign_jws(payload: bytes, *, typ: str | None = None, extra_headers: dict[str,
     header: dict[str, Any] = {"alg": "ES256", "kid": key.kid, **extra}
     if typ is not None:
         header["typ"] = typ
-    private = ECKey.import_key(_jws_private_key(key))
-    return jws.serialize_compact(header, payload, private, algorithms=["ES256"])
+    signer = _signers.get(key.kid)
+    if signer is None:
+        signer = _signers[key.kid] = ECKey.import_key(_jws_private_key(key))
+    return jws.serialize_compact(header, payload, signer, algorithms=["ES256"])
 
 
 def sign_note(text: str, *, name: str) -> str:

@@ -18,9 +18,12 @@ def allow(key: str, *, limit: int, window_seconds: int = 60) -> bool:
     """
     bucket = f"ratelimit:{key}:{int(time.time() // window_seconds)}"
     try:
-        if cache.add(bucket, 1, timeout=window_seconds + 1):
-            return True
-        return cache.incr(bucket) <= limit
+        try:
+            return cache.incr(bucket) <= limit  # one round trip in the common case
+        except ValueError:  # the window's first hit
+            if cache.add(bucket, 1, timeout=window_seconds + 1):
+                return True
+            return cache.incr(bucket) <= limit
     except Exception:
         logger.warning("rate limit %s not enforced: cache unavailable", key)
         return True

@@ -167,9 +167,14 @@ def wait_for(condition: Callable[[], object], timeout: float = 20.0) -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> Iterator[None]:
-    """The cache lives in Redis and outlives a test: throttle counts must not leak between tests."""
+    """Caches outlive a test's rolled-back rows: throttle counts in Redis, keys and tokens in memory."""
     from django.core.cache import cache
 
+    from broker import keys
+    from broker.oauth import tokens
+
     cache.clear()
+    keys.forget_cached_keys()
+    tokens.forget_verified()
     yield
     cache.clear()

@@ -186,7 +186,8 @@ class TiersAuthorizationServer(AuthorizationServer):
         super().__init__(OAuthClient, IssuedToken)
 
     def query_client(self, client_id: str) -> OAuthClient | None:
-        return OAuthClient.objects.select_related("organisation").filter(client_id=client_id).first()
+        found = OAuthClient.objects.select_related("organisation").filter(client_id=client_id).order_by()[:1]
+        return found[0] if found else None
 
     def save_token(self, token: dict[str, Any], request: Any) -> None:
         """Tokens are recorded by services.token_issue."""

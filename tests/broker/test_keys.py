@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import threading
+import time
 from io import StringIO
 from typing import Any
 
@@ -227,13 +228,17 @@ def test_after_note_rotation_old_notes_verify_with_a_published_key() -> None:
 
 
 @pytest.mark.django_db
-def test_a_rotation_in_another_process_is_seen_although_the_old_key_is_cached() -> None:
-    keys.sign_jws(b"{}")  # the old key is now decrypted and cached here
+def test_a_rotation_in_another_process_is_seen_within_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    keys.sign_jws(b"{}")  # the old key is now decrypted and remembered here
     old = keys.active_key("jws")
-    # Another process rotates: only the database changes, this process's cache does not.
+    # Another process rotates: only the database changes, this process's memory does not.
     SigningKey.objects.filter(pk=old.pk).update(state=SigningKey.State.RETIRED)
     new = keys._new_key("jws")
     new.save()
+    # For a moment this process still signs with the retired key, which stays published and valid.
+    assert verify_with_cryptography(keys.sign_jws(b"{}"), keys.jwks())["kid"] == old.kid
+    later = time.monotonic() + keys.ACTIVE_KEY_SECONDS + 1
+    monkeypatch.setattr(keys.time, "monotonic", lambda: later)
     assert verify_with_cryptography(keys.sign_jws(b"{}"), keys.jwks())["kid"] == new.kid
 
 
