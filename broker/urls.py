@@ -11,6 +11,7 @@ from broker import api, health, jwks, problems, views
 from broker.oauth import api as oauth_api
 from broker.oauth import portal as oauth_portal
 from broker.oauth import views as oauth_views
+from consent import accounts
 
 api_v1: list[URLPattern | URLResolver] = [
     path("organisations/", api.OrganisationList.as_view(), name="organisation-list"),
@@ -25,8 +26,11 @@ api_v1: list[URLPattern | URLResolver] = [
 
 urlpatterns = [
     path("", views.home, name="portal-home"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/signup/", accounts.signup, name="citizen-signup"),
+    path("accounts/verify/<str:uidb64>/<str:token>/", accounts.verify_email, name="citizen-verify"),
+    path("accounts/", include("django.contrib.auth.urls")),  # password reset and change
     path("i18n/", include("django.conf.urls.i18n")),
     path("org/", views.organisation_index, name="organisation-index"),
     path("org/<slug:slug>/", views.organisation_detail, name="organisation-detail"),

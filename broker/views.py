@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 
-from broker import policy, selectors
+from broker import policy, ratelimit, selectors
 from broker.errors import NotFound
 from broker.models import Organisation
 from broker.policy import OrgAction
@@ -41,3 +45,27 @@ def organisation_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "role": policy.role_in(request.user, organisation),
     }
     return render(request, "broker/organisation_detail.html", context)
+
+
+LOGIN_ATTEMPTS_PER_USERNAME = 10
+LOGIN_ATTEMPTS_PER_ADDRESS = 50
+LOGIN_WINDOW_SECONDS = 15 * 60
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login, throttled per username and per address against password guessing."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        username = str(request.POST.get("username", "")).lower()[:150]
+        address = request.META.get("REMOTE_ADDR", "unknown")
+        allowed = ratelimit.allow(
+            f"login-user:{username}", limit=LOGIN_ATTEMPTS_PER_USERNAME, window_seconds=LOGIN_WINDOW_SECONDS
+        ) and ratelimit.allow(
+            f"login-addr:{address}", limit=LOGIN_ATTEMPTS_PER_ADDRESS, window_seconds=LOGIN_WINDOW_SECONDS
+        )
+        if not allowed:
+            form = self.get_form()
+            form.is_bound = True
+            form.add_error(None, _("Too many attempts. Please wait a quarter of an hour and try again."))
+            return self.render_to_response(self.get_context_data(form=form), status=429)
+        return super().post(request, *args, **kwargs)

@@ -24,13 +24,29 @@ LINK_CODE_TTL = datetime.timedelta(days=14)
 REDEEM_ATTEMPTS_PER_HOUR = 10
 
 
-def citizen_register(*, username: str, email: str, password: str, display_name: str = "", language: str = "en") -> User:
-    """Create a citizen's account with its profile."""
+def citizen_register(
+    *, username: str, email: str, password: str, display_name: str = "", language: str = "en", active: bool = True
+) -> User:
+    """Create a citizen's account with its profile; a self-service sign-up starts inactive until verified."""
     with transaction.atomic():
-        user = User.objects.create_user(username=username, email=email, password=password)
+        if User.objects.filter(username__iexact=username).exists():
+            raise Conflict("This username is taken.")
+        user = User.objects.create_user(username=username, email=email, password=password, is_active=active)
         CitizenProfile.objects.create(user=user, display_name=display_name, preferred_language=language)
         audit.record(verb="citizen.registered", actor=user, subject=f"user:{user.pk}", citizen=user)
         return user
+
+
+def citizen_verify_email(*, citizen: User) -> User:
+    """The citizen proved the address is theirs: the account opens."""
+    with transaction.atomic():
+        citizen = User.objects.select_for_update().get(pk=citizen.pk)
+        if citizen.is_active:
+            return citizen
+        citizen.is_active = True
+        citizen.save(update_fields=["is_active"])
+        audit.record(verb="citizen.email_verified", actor=citizen, subject=f"user:{citizen.pk}", citizen=citizen)
+        return citizen
 
 
 # --- identity links ------------------------------------------------------------------------------
