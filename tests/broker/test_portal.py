@@ -32,7 +32,7 @@ def test_citizen_logs_in_with_username_and_password(alice) -> None:  # type: ign
 def test_wrong_password_is_refused_with_a_helpful_message(alice) -> None:  # type: ignore[no-untyped-def]
     response = Client().post("/accounts/login/", {"username": "alice", "password": "wrong"})
     assert response.status_code == 200
-    assert "did not match" in response.content.decode()
+    assert "Please enter a correct username and password" in response.content.decode()
     assert "_auth_user_id" not in Client().session
 
 
