@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import django_stubs_ext
@@ -183,6 +185,59 @@ OAUTH_ACCESS_TOKEN_SECONDS = env.int("OAUTH_ACCESS_TOKEN_SECONDS", default=300)
 # Token endpoint limits (RFC 9700 §4.16): per client, and per calling address before authentication.
 OAUTH_TOKEN_RATE_PER_CLIENT = env.int("OAUTH_TOKEN_RATE_PER_CLIENT", default=120)
 OAUTH_TOKEN_RATE_PER_ADDRESS = env.int("OAUTH_TOKEN_RATE_PER_ADDRESS", default=600)
+
+# --- Login with OpenID Connect ------------------------------------------------
+
+_OIDC_PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+_OIDC_REQUIRED_KEYS = ("name", "label", "server_metadata_url", "client_id")
+
+
+def _oidc_provider(provider: object, seen: set[str]) -> dict[str, Any]:
+    """Check one entry of TIERS_OIDC_PROVIDERS and fill in its defaults."""
+    if not isinstance(provider, dict):
+        raise ImproperlyConfigured("TIERS_OIDC_PROVIDERS must be a JSON list of objects.")
+    missing = [key for key in _OIDC_REQUIRED_KEYS if not provider.get(key)]
+    if missing:
+        raise ImproperlyConfigured(f"TIERS_OIDC_PROVIDERS: a provider lacks {', '.join(missing)}.")
+    name = provider["name"]
+    if not isinstance(name, str) or not _OIDC_PROVIDER_NAME.match(name) or name in seen:
+        raise ImproperlyConfigured(
+            f"TIERS_OIDC_PROVIDERS: provider name {name!r} must be unique, lowercase letters, digits, - or _."
+        )
+    scope = provider.get("scope") or "openid email profile"
+    # Without "openid" there is no ID token and no nonce: nothing to verify the login with.
+    if "openid" not in str(scope).split():
+        raise ImproperlyConfigured(f"TIERS_OIDC_PROVIDERS: the scope of {name!r} must include openid.")
+    url = str(provider["server_metadata_url"])
+    if SERVED_OVER_HTTPS and not url.startswith("https://"):
+        raise ImproperlyConfigured(f"TIERS_OIDC_PROVIDERS: the server_metadata_url of {name!r} must be https.")
+    seen.add(name)
+    return {
+        "name": name,
+        "label": str(provider["label"]),
+        "server_metadata_url": url,
+        "client_id": str(provider["client_id"]),
+        "client_secret": str(provider.get("client_secret") or ""),
+        "scope": str(scope),
+        "authorize_params": dict(provider.get("authorize_params") or {}),
+    }
+
+
+def _oidc_providers() -> list[dict[str, Any]]:
+    """Read TIERS_OIDC_PROVIDERS: the OpenID Connect providers citizens may log in with."""
+    try:
+        providers = env.json("TIERS_OIDC_PROVIDERS", default=[])
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"TIERS_OIDC_PROVIDERS is not valid JSON: {exc}") from exc
+    if not isinstance(providers, list):
+        raise ImproperlyConfigured("TIERS_OIDC_PROVIDERS must be a JSON list of objects.")
+    seen: set[str] = set()
+    return [_oidc_provider(provider, seen) for provider in providers]
+
+
+# Each: name (in URLs), label (on the login page), server_metadata_url (discovery), client_id,
+# client_secret (empty for a public client), scope, authorize_params (e.g. FranceConnect's acr_values).
+TIERS_OIDC_PROVIDERS = _oidc_providers()
 
 # --- Authentication and sessions --------------------------------------------
 

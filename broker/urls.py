@@ -11,7 +11,7 @@ from broker import api, health, jwks, problems, views
 from broker.oauth import api as oauth_api
 from broker.oauth import portal as oauth_portal
 from broker.oauth import views as oauth_views
-from consent import accounts
+from consent import accounts, oidc
 
 api_v1: list[URLPattern | URLResolver] = [
     path("organisations/", api.OrganisationList.as_view(), name="organisation-list"),
@@ -26,9 +26,12 @@ api_v1: list[URLPattern | URLResolver] = [
 
 urlpatterns = [
     path("", views.home, name="portal-home"),
-    path("accounts/login/", views.LoginView.as_view(), name="login"),
+    # The providers are a callable so the page follows the settings as they are when it renders.
+    path("accounts/login/", views.LoginView.as_view(extra_context={"oidc_providers": oidc.providers}), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/signup/", accounts.signup, name="citizen-signup"),
+    path("accounts/oidc/<slug:name>/login", oidc.oidc_login, name="oidc-login"),
+    path("accounts/oidc/<slug:name>/callback", oidc.oidc_callback, name="oidc-callback"),
     path("accounts/verify/<str:uidb64>/<str:token>/", accounts.verify_email, name="citizen-verify"),
     path("accounts/", include("django.contrib.auth.urls")),  # password reset and change
     path("i18n/", include("django.conf.urls.i18n")),

@@ -24,6 +24,23 @@ class CitizenProfile(models.Model):
         return self.display_name or str(self.user)
 
 
+class OidcIdentity(models.Model):
+    """A citizen's account at an OpenID Connect provider (its issuer-scoped `sub`), which logs them in to Tiers."""
+
+    provider = models.CharField(max_length=32, help_text="the provider's name in TIERS_OIDC_PROVIDERS")
+    subject = models.CharField(max_length=255, help_text="the ID token's sub claim")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="oidc_identities")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "subject"], name="oidc_identity_one_user_per_subject"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} at {self.provider}"
+
+
 class LinkCode(models.Model):
     """A one-time code a holder issues so that one of its customers can link their account.
 

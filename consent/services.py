@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import rfc8785
@@ -16,7 +16,15 @@ from broker import audit, ratelimit
 from broker.errors import Conflict, Forbidden, InvalidInput, NotFound
 from broker.models import Organisation, User
 from consent import receipts
-from consent.models import CitizenProfile, ConsentEvent, ConsentModule, ConsentRecord, IdentityLink, LinkCode
+from consent.models import (
+    CitizenProfile,
+    ConsentEvent,
+    ConsentModule,
+    ConsentRecord,
+    IdentityLink,
+    LinkCode,
+    OidcIdentity,
+)
 
 LINK_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"  # no 0/O, 1/I/L: read aloud and typed by people
 LINK_CODE_GROUPS = 5  # 5 groups of 4 from 30 symbols: 98 bits
@@ -25,9 +33,18 @@ REDEEM_ATTEMPTS_PER_HOUR = 10
 
 
 def citizen_register(
-    *, username: str, email: str, password: str, display_name: str = "", language: str = "en", active: bool = True
+    *,
+    username: str,
+    email: str,
+    password: str | None,
+    display_name: str = "",
+    language: str = "en",
+    active: bool = True,
 ) -> User:
-    """Create a citizen's account with its profile; a self-service sign-up starts inactive until verified."""
+    """Create a citizen's account with its profile; a self-service sign-up starts inactive until verified.
+
+    With no password, the account is only reached through an OpenID Connect provider.
+    """
     with transaction.atomic():
         if User.objects.filter(username__iexact=username).exists():
             raise Conflict("This username is taken.")
@@ -35,6 +52,47 @@ def citizen_register(
         CitizenProfile.objects.create(user=user, display_name=display_name, preferred_language=language)
         audit.record(verb="citizen.registered", actor=user, subject=f"user:{user.pk}", citizen=user)
         return user
+
+
+def _username(provider: str, subject: str) -> str:
+    """A stable username that neither leaks the provider's subject nor collides across providers."""
+    digest = hashlib.sha256(f"{provider}\0{subject}".encode()).hexdigest()[:24]
+    return f"{provider}-{digest}"
+
+
+def _display_name(claims: Mapping[str, Any]) -> str:
+    name = claims.get("name") or " ".join(str(claims[key]) for key in ("given_name", "family_name") if claims.get(key))
+    return str(name)[:150]
+
+
+def oidc_identity_resolve(*, provider: str, claims: Mapping[str, Any], language: str = "en") -> User:
+    """The citizen behind a verified ID token; the first login opens their account and links the identity."""
+    subject = str(claims["sub"])
+    existing = OidcIdentity.objects.select_related("user").filter(provider=provider, subject=subject).first()
+    if existing is not None:
+        return existing.user
+    # An address the provider has not verified could be anyone's: it is not kept.
+    email = str(claims.get("email") or "") if claims.get("email_verified") is True else ""
+    try:
+        with transaction.atomic():
+            user = citizen_register(
+                username=_username(provider, subject),
+                email=email,
+                password=None,  # no password: this citizen logs in at the provider
+                display_name=_display_name(claims),
+                language=language,
+            )
+            identity = OidcIdentity.objects.create(provider=provider, subject=subject, user=user)
+            audit.record(
+                verb="citizen.oidc_linked", actor=user, subject=identity, details={"provider": provider}, citizen=user
+            )
+            return user
+    except (IntegrityError, Conflict):
+        # The same person logging in twice at once: the other request opened the account.
+        existing = OidcIdentity.objects.select_related("user").filter(provider=provider, subject=subject).first()
+        if existing is None:
+            raise
+        return existing.user
 
 
 def citizen_verify_email(*, citizen: User) -> User:
