@@ -9,7 +9,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/tiers
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 export TEST_DATABASE_URL TEST_REDIS_URL
 
-.PHONY: help demo test lint typecheck migrations-check messages install install-dev bench clean
+.PHONY: help demo test lint typecheck migrations-check messages install install-dev browser-deps bench clean
 
 help:
 	@echo "make demo   - install, migrate, seed and serve Tiers on 127.0.0.1:\$${PORT:-8000}"
@@ -61,7 +61,22 @@ migrations-check: install-dev
 	@echo "migrations: makemigrations --check"
 	@DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py makemigrations --check --dry-run -v1
 
-test: install-dev messages lint typecheck
+# Browser tests (tests/browser) drive Debian's Chromium through Playwright (requirements-dev.txt)
+# and check each page with axe-core (package-lock.json). Playwright never downloads a browser here.
+CHROMIUM := /usr/bin/chromium
+
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "setup: ERROR: npm not found; install Node.js 20 and npm (for axe-core)" >&2; exit 1; }
+	@npm ci --silent --no-audit --no-fund
+	@touch $@
+
+browser-deps: install-dev node_modules/.installed
+	@echo "browser-deps: Chromium at $(CHROMIUM) (apt-get install chromium if missing), Playwright, axe-core (npm ci)"
+	@[ -x $(CHROMIUM) ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null && [ -x $(CHROMIUM) ]; } || \
+		{ echo "setup: ERROR: $(CHROMIUM) not found; install Debian's chromium package (as root: apt-get install chromium)" >&2; exit 1; }
+
+test: install-dev messages lint typecheck browser-deps
 	@echo "services: checking PostgreSQL and Redis"
 	@PY=$(PY) deploy/test-services.sh
 	@$(MAKE) --no-print-directory migrations-check
@@ -72,4 +87,4 @@ bench: install-dev
 	@$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) staticfiles .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) staticfiles .mypy_cache .ruff_cache .pytest_cache node_modules

@@ -65,6 +65,8 @@ TIERS_BASE_URL = env.str("TIERS_BASE_URL", default=f"https://{ALLOWED_HOSTS[0]}"
 SERVED_OVER_HTTPS = urlsplit(TIERS_BASE_URL).scheme == "https"
 
 INSTALLED_APPS = [
+    # First, so that the portal's registration/ templates are found before the admin's.
+    "broker",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -75,7 +77,6 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "pgtrigger",
-    "broker",
     "consent",
     "sharing",
 ]
