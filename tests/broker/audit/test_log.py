@@ -226,3 +226,10 @@ def test_erasing_a_citizen_keeps_the_log_verifying(api: APIClient, log_of, alice
         after.root_hash,
         [b64(p) for p in proof["consistency_path"]],
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_audit_verify_runs_in_autocommit_as_the_command_line_does(log_of, capsys) -> None:  # type: ignore[no-untyped-def]
+    log_of(45, batches=2)
+    call_command("audit_verify")
+    assert "audit log verifies: 45 entries" in capsys.readouterr().out
