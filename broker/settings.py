@@ -315,7 +315,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "broker.problems.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "broker.throttling.CallerRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("THROTTLE_ANON", default="1000/min"),

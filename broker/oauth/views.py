@@ -53,11 +53,12 @@ def _client_id_hint(request: HttpRequest) -> str | None:
 def token(request: HttpRequest) -> HttpResponse:
     """RFC 6749 §4.4: client credentials in, an RFC 9068 access token out."""
     address = request.META.get("REMOTE_ADDR", "unknown")
-    if not ratelimit.allow(f"token-addr:{address}", limit=settings.OAUTH_TOKEN_RATE_PER_ADDRESS):
-        return _too_many(request, f"address {address}")
     client_id = _client_id_hint(request)
-    if client_id and not ratelimit.allow(f"token-client:{client_id}", limit=settings.OAUTH_TOKEN_RATE_PER_CLIENT):
-        return _too_many(request, f"client {client_id}")
+    limits = [(f"token-addr:{address}", settings.OAUTH_TOKEN_RATE_PER_ADDRESS, 60)]
+    if client_id:
+        limits.append((f"token-client:{client_id}", settings.OAUTH_TOKEN_RATE_PER_CLIENT, 60))
+    if not ratelimit.allow_all(*limits):
+        return _too_many(request, f"address {address}, client {client_id}")
     response: HttpResponse = oauth.server.create_token_response(request)
     response["Cache-Control"] = "no-store"
     if response.status_code >= 400:

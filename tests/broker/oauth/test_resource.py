@@ -197,3 +197,25 @@ def test_a_verified_token_is_not_verified_again_but_still_checked_for_revocation
 def test_a_garbage_authorization_header_is_refused_cleanly(api: APIClient, db) -> None:  # type: ignore[no-untyped-def]
     for token in ("abc", "a.b.c", "....", "\u00e9t\u00e9.x.y"):
         assert_refused(call(api, token))
+
+
+def test_each_oauth_client_has_its_own_rate_limit_bucket(api: APIClient, secret_client, user_admin, data_user) -> None:  # type: ignore[no-untyped-def]
+    from rest_framework.throttling import UserRateThrottle
+
+    client, secret = secret_client
+    other, other_secret = services.client_register(
+        actor=user_admin,
+        organisation=data_user,
+        name="other",
+        auth_method="client_secret_basic",
+        scopes=["organisation"],
+    )
+    first = token_of(api, client, secret)["access_token"]
+    second = token_of(api, other, other_secret or "")["access_token"]
+    original = UserRateThrottle.THROTTLE_RATES
+    UserRateThrottle.THROTTLE_RATES = {**original, "user": "2/min"}
+    try:
+        assert [call(api, first).status_code for _ in range(3)] == [200, 200, 429]
+        assert call(api, second).status_code == 200  # not throttled by the first client's calls
+    finally:
+        UserRateThrottle.THROTTLE_RATES = original
