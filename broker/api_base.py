@@ -31,4 +31,3 @@ def calling_organisation(request: Request) -> Organisation:
     if isinstance(request.auth, Caller):
         return request.auth.organisation
     return selectors.organisation_for_caller(request.user, request.query_params.get("organisation"))
-

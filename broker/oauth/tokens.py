@@ -16,6 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
@@ -184,40 +185,81 @@ def live_caller(claims: dict[str, Any]) -> Caller:
     return caller
 
 
-# Revocations, disabled clients, excluded organisations and ended grants bump this number in
-# Redis; a process trusts what it remembers about a token only while the number is unchanged.
-GENERATION_KEY = "oauth:liveness-generation"
-# Bounds how long a remembered answer could outlive a lost invalidation (a crash between a
-# commit and its after-commit bump).
+# Revocations, disabled clients, excluded organisations and ended grants are announced on a
+# Redis channel; each process counts the announcements it hears (its generation) and trusts what
+# it remembers about a token only while that count is unchanged. Listening costs no round trip
+# per request, which a GET of a shared counter did.
+CHANNEL = "oauth:liveness"
+# Bounds how long a remembered answer could outlive a lost announcement.
 LIVENESS_MAX_AGE_SECONDS = 30.0
 _live: OrderedDict[str, tuple[Caller, int, float]] = OrderedDict()
 
 
+class _LivenessFeed:
+    """A thread of this process that listens for liveness announcements; None while it cannot."""
+
+    def __init__(self) -> None:
+        self.generation = 0
+        self.connected = False
+        self._started = False
+        self._start_lock = threading.Lock()
+
+    def current(self) -> int | None:
+        if not settings.REDIS_URL:
+            return None  # no Redis (the demo): every request asks the database
+        if not self._started:
+            with self._start_lock:
+                if not self._started:
+                    threading.Thread(target=self._listen, name="tiers-liveness", daemon=True).start()
+                    self._started = True
+        return self.generation if self.connected else None
+
+    def bump(self) -> None:
+        self.generation += 1
+
+    def _listen(self) -> None:
+        channel = cache.make_and_validate_key(CHANNEL)
+        while True:
+            try:
+                client = redis.Redis.from_url(settings.REDIS_URL, health_check_interval=10)
+                pubsub = client.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(channel)
+                pubsub.get_message(timeout=5)  # the subscription's confirmation
+                self.bump()  # whatever was remembered before (re)connecting may have missed news
+                self.connected = True
+                for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        self.bump()
+            except Exception:
+                security_log.warning("liveness feed lost: checking tokens against the database until it is back")
+            self.connected = False
+            time.sleep(1)
+
+
+_feed = _LivenessFeed()
+
+
 def _liveness_generation() -> int | None:
-    """The current generation, read straight from Redis (Django's cache layer costs more than the GET)."""
+    return _feed.current()
+
+
+def _announce() -> None:
+    _feed.bump()  # this process at once; the others when the message reaches them
+    if not settings.REDIS_URL:
+        return
     try:
         backend = getattr(cache, "_cache", None)
-        if backend is None or not hasattr(backend, "get_client"):
-            return None  # no Redis (the demo): every request asks the database
-        raw = backend.get_client(GENERATION_KEY).get(cache.make_and_validate_key(GENERATION_KEY))
-        return int(raw or 0)
+        client = backend.get_client(CHANNEL, write=True) if backend and hasattr(backend, "get_client") else None
+        if client is not None:
+            client.publish(cache.make_and_validate_key(CHANNEL), "1")
     except Exception:
-        security_log.warning("liveness generation unavailable: checking tokens against the database")
-        return None
-
-
-def _bump_generation() -> None:
-    try:
-        if not cache.add(GENERATION_KEY, 1, timeout=None):
-            cache.incr(GENERATION_KEY)
-    except Exception:
-        security_log.error("liveness generation not bumped: remembered token states may last %ss", 30)
+        security_log.error("liveness change not announced: other processes may trust a token for %ss", 30)
 
 
 def invalidate_liveness() -> None:
     """Forget every remembered token state: before the change commits, and again once it has."""
-    _bump_generation()
-    transaction.on_commit(_bump_generation, robust=True)
+    _announce()
+    transaction.on_commit(_announce, robust=True)
 
 
 # --- signing -----------------------------------------------------------------------------------

@@ -153,16 +153,49 @@ def test_excluding_the_organisation_takes_effect_on_the_next_request(api: APICli
     assert_refused(call(api, good["token"]))
 
 
+def listening() -> None:
+    """Wait until this process hears liveness announcements (its listener starts on first use)."""
+    from broker.oauth import tokens
+
+    tokens._liveness_generation()
+    deadline = time.monotonic() + 10
+    while not tokens._feed.connected:
+        assert time.monotonic() < deadline, "the liveness feed did not connect to Redis"
+        time.sleep(0.05)
+
+
 def test_a_remembered_token_state_spares_the_database_until_something_changes(  # type: ignore[no-untyped-def]
     api: APIClient, good, django_assert_num_queries
 ) -> None:
     from broker.oauth import tokens
 
+    listening()
     assert call(api, good["token"]).status_code == 200
     with django_assert_num_queries(1):  # the view's own read of the organisation's members
         assert call(api, good["token"]).status_code == 200
     tokens.invalidate_liveness()
     with django_assert_num_queries(2):  # the token's state is asked again
+        assert call(api, good["token"]).status_code == 200
+
+
+def test_an_announcement_from_another_process_makes_this_one_ask_again(  # type: ignore[no-untyped-def]
+    api: APIClient, good, django_assert_num_queries
+) -> None:
+    import redis
+    from django.conf import settings as django_settings
+    from django.core.cache import cache
+
+    from broker.oauth import tokens
+
+    listening()
+    assert call(api, good["token"]).status_code == 200
+    before = tokens._feed.generation
+    redis.Redis.from_url(django_settings.REDIS_URL).publish(cache.make_and_validate_key(tokens.CHANNEL), "1")
+    deadline = time.monotonic() + 5
+    while tokens._feed.generation == before:
+        assert time.monotonic() < deadline, "the announcement was not heard"
+        time.sleep(0.01)
+    with django_assert_num_queries(2):
         assert call(api, good["token"]).status_code == 200
 
 
