@@ -170,6 +170,7 @@ CELERY_BEAT_SCHEDULE = {
     "outbox-sweep": {"task": "broker.tasks.outbox_sweep", "schedule": 30.0},
     # Commit to signed checkpoint within a few seconds; a late run is dropped, not queued.
     "audit-sequence": {"task": "broker.tasks.audit_sequence", "schedule": 1.0, "options": {"expires": 5}},
+    "oauth-purge-expired": {"task": "broker.tasks.oauth_purge_expired", "schedule": 3600.0},
 }
 
 # Outbox events not handled this long after they were written are re-sent.

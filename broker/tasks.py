@@ -25,3 +25,11 @@ def audit_sequence() -> int:
     from broker.audit import sequencer
 
     return sequencer.sequence()
+
+
+@shared_task
+def oauth_purge_expired() -> int:
+    """Delete expired token records and used client assertions."""
+    from broker.oauth import services
+
+    return services.tokens_purge_expired()

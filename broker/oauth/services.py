@@ -17,7 +17,7 @@ from broker import audit, policy
 from broker.errors import InvalidInput
 from broker.models import Organisation, User
 from broker.oauth import tokens
-from broker.oauth.models import SECRET_PREFIX, IssuedToken, OAuthClient, hash_secret
+from broker.oauth.models import SECRET_PREFIX, IssuedToken, OAuthClient, UsedAssertion, hash_secret
 from broker.policy import OrgAction
 from sharing.models import Grant
 
@@ -202,3 +202,17 @@ def token_revoke(*, actor: OAuthClient | User, jti: str) -> bool:
             details={"jti": jti},
         )
     return True
+
+
+def tokens_purge_expired(*, grace: datetime.timedelta = datetime.timedelta(days=1)) -> int:
+    """Delete token records and used client assertions past their expiry (a scheduled job; safe twice).
+
+    An expired token is refused by its signature's claims alone; its record only
+    served revocation and introspection. The audit entries of its issue and
+    revocation stay in the log.
+    """
+    cutoff = timezone.now() - grace
+    with transaction.atomic():
+        tokens_deleted, _ = IssuedToken.objects.filter(expires_at__lt=cutoff).delete()
+        UsedAssertion.objects.filter(expires_at__lt=timezone.now()).delete()
+    return tokens_deleted

@@ -225,3 +225,32 @@ def test_metadata_lists_every_endpoint_and_method(api: APIClient) -> None:
     assert set(metadata["token_endpoint_auth_methods_supported"]) == {"client_secret_basic", "private_key_jwt"}
     assert metadata["authorization_details_types_supported"] == ["tiers_grant"]
     assert {"introspection_endpoint", "revocation_endpoint", "dpop_signing_alg_values_supported"} <= metadata.keys()
+
+
+def test_expired_token_records_and_assertions_are_purged_and_the_rest_kept(
+    api: APIClient, key_client, client_key
+) -> None:  # type: ignore[no-untyped-def]
+    import datetime
+
+    from django.utils import timezone
+
+    from broker.oauth import services
+    from broker.oauth.models import UsedAssertion
+
+    for _ in range(2):
+        api.post(
+            "/oauth/token",
+            {
+                "grant_type": "client_credentials",
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": assertion(key_client.client_id, client_key),
+            },
+        )
+    old, recent = IssuedToken.objects.order_by("pk")
+    IssuedToken.objects.filter(pk=old.pk).update(expires_at=timezone.now() - datetime.timedelta(days=2))
+    UsedAssertion.objects.update(expires_at=timezone.now() - datetime.timedelta(seconds=1))
+    assert services.tokens_purge_expired() == 1
+    assert services.tokens_purge_expired() == 0
+    assert list(IssuedToken.objects.values_list("pk", flat=True)) == [recent.pk]
+    assert not UsedAssertion.objects.exists()
+    assert AuditBody.objects.filter(verb="token.issued").count() == 2
