@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.password_validation import validate_password
-from django.contrib.auth.tokens import default_token_generator
+from django.contrib.auth.tokens import PasswordResetTokenGenerator
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.http import HttpRequest, HttpResponse
@@ -24,6 +26,17 @@ from broker.models import User
 from consent import services
 
 SIGNUPS_PER_ADDRESS_PER_HOUR = 10
+# OpenID Connect accounts are named <provider>-<24 hex>: nobody may take such a name first.
+RESERVED_USERNAME = re.compile(r"^[a-z0-9_]+-[0-9a-f]{24}$", re.IGNORECASE)
+
+
+class EmailVerificationTokenGenerator(PasswordResetTokenGenerator):
+    """Its own salt, so that a verification link is never also a password-reset link."""
+
+    key_salt = "tiers.consent.accounts.EmailVerificationTokenGenerator"
+
+
+verification_tokens = EmailVerificationTokenGenerator()
 
 
 class SignupForm(forms.Form):
@@ -32,6 +45,12 @@ class SignupForm(forms.Form):
     display_name = forms.CharField(label=gettext_lazy("Name shown to you (optional)"), max_length=150, required=False)
     password = forms.CharField(label=gettext_lazy("Password"), widget=forms.PasswordInput)
     password_again = forms.CharField(label=gettext_lazy("Password, again"), widget=forms.PasswordInput)
+
+    def clean_username(self) -> str:
+        username = str(self.cleaned_data["username"])
+        if RESERVED_USERNAME.match(username):
+            raise ValidationError(_("This username is reserved: please choose another."))
+        return username
 
     def clean(self) -> dict[str, object]:
         data = super().clean() or {}
@@ -48,14 +67,19 @@ class SignupForm(forms.Form):
 
 def _send_verification(request: HttpRequest, user: User) -> None:
     uid = urlsafe_base64_encode(force_bytes(user.pk))
-    path = reverse("citizen-verify", args=[uid, default_token_generator.make_token(user)])
+    path = reverse("citizen-verify", args=[uid, verification_tokens.make_token(user)])
     body = render_to_string("consent/verify_email.txt", {"user": user, "url": f"{settings.TIERS_BASE_URL}{path}"})
     send_mail(_("Tiers: confirm your e-mail address"), body, None, [user.email])
 
 
 def _unverified(username: str, email: str) -> User | None:
     """An account opened with this username and address and never confirmed."""
-    return User.objects.filter(username__iexact=username, email__iexact=email, is_active=False).first()
+    return User.objects.filter(
+        username__iexact=username,
+        email__iexact=email,
+        is_active=False,
+        citizen_profile__awaiting_email_verification=True,
+    ).first()
 
 
 def signup(request: HttpRequest) -> HttpResponse:
@@ -92,7 +116,7 @@ def verify_email(request: HttpRequest, uidb64: str, token: str) -> HttpResponse:
         user = User.objects.get(pk=int(force_str(urlsafe_base64_decode(uidb64))))
     except (ValueError, TypeError, OverflowError, User.DoesNotExist):
         user = None
-    if user is None or not default_token_generator.check_token(user, token):
+    if user is None or not verification_tokens.check_token(user, token):
         return render(request, "consent/verify_failed.html", status=400)
     services.citizen_verify_email(citizen=user)
     messages.success(request, _("Your e-mail address is confirmed. You can log in."))

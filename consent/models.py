@@ -18,6 +18,9 @@ class CitizenProfile(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="citizen_profile")
     display_name = models.CharField(max_length=150, blank=True)
     preferred_language = models.CharField(max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE)
+    # Set by a self-service sign-up until the e-mail link is opened; never set again. An account
+    # that staff disabled is inactive too, and must not be reopened by that link.
+    awaiting_email_verification = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:

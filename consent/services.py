@@ -49,7 +49,9 @@ def citizen_register(
         if User.objects.filter(username__iexact=username).exists():
             raise Conflict("This username is taken.")
         user = User.objects.create_user(username=username, email=email, password=password, is_active=active)
-        CitizenProfile.objects.create(user=user, display_name=display_name, preferred_language=language)
+        CitizenProfile.objects.create(
+            user=user, display_name=display_name, preferred_language=language, awaiting_email_verification=not active
+        )
         audit.record(verb="citizen.registered", actor=user, subject=f"user:{user.pk}", citizen=user)
         return user
 
@@ -99,8 +101,11 @@ def citizen_verify_email(*, citizen: User) -> User:
     """The citizen proved the address is theirs: the account opens."""
     with transaction.atomic():
         citizen = User.objects.select_for_update().get(pk=citizen.pk)
-        if citizen.is_active:
-            return citizen
+        profile = CitizenProfile.objects.select_for_update().filter(user=citizen).first()
+        if profile is None or not profile.awaiting_email_verification:
+            return citizen  # verified already, or disabled by staff: the link changes nothing
+        profile.awaiting_email_verification = False
+        profile.save(update_fields=["awaiting_email_verification"])
         citizen.is_active = True
         citizen.save(update_fields=["is_active"])
         audit.record(verb="citizen.email_verified", actor=citizen, subject=f"user:{citizen.pk}", citizen=citizen)
@@ -315,6 +320,10 @@ def consent_renew(*, citizen: User, record: ConsentRecord) -> ConsentRecord:
         record = _owned(citizen, record)
         if record.state == ConsentRecord.State.WITHDRAWN:
             raise Conflict("A withdrawn consent cannot be renewed; give it again.")
+        if record.state == ConsentRecord.State.PAUSED:
+            raise Conflict("A paused consent is resumed, not renewed.")
+        if not IdentityLink.objects.filter(citizen=citizen, holder=record.holder, unlinked_at__isnull=True).exists():
+            raise Forbidden("Link your account with this holder first.")
         if record.module.retired_at is not None:
             raise Conflict("This module has a newer version: read it and consent to that one.")
         now = timezone.now()

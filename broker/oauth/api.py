@@ -18,6 +18,9 @@ from broker.oauth import services
 from broker.oauth.models import OAuthClient
 from broker.policy import OrgAction
 
+# A response that carries a secret must not be kept by any cache.
+NO_STORE = {"Cache-Control": "no-store"}
+
 
 class ClientSerializer(serializers.ModelSerializer[OAuthClient]):
     organisation: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
@@ -91,7 +94,7 @@ class ClientList(HumanOnly):
             actor=acting_user(request), organisation=organisation, **registration.validated_data
         )
         body = ClientSerializer(client).data | {"client_secret": secret}
-        return Response(body, status=status.HTTP_201_CREATED)
+        return Response(body, status=status.HTTP_201_CREATED, headers=NO_STORE)
 
 
 class ClientRotate(HumanOnly):
@@ -104,7 +107,7 @@ class ClientRotate(HumanOnly):
         client, secret = services.client_rotate_credentials(
             actor=acting_user(request), client=self.client_of_caller(request, client_id), **rotation.validated_data
         )
-        return Response(ClientSerializer(client).data | {"client_secret": secret})
+        return Response(ClientSerializer(client).data | {"client_secret": secret}, headers=NO_STORE)
 
 
 class ClientDisable(HumanOnly):

@@ -12,6 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from broker import policy
@@ -60,6 +61,7 @@ def _organisation_for_admin(request: HttpRequest, slug: str) -> Organisation:
     return organisation
 
 
+@never_cache  # the page may show a new secret
 @login_required
 def client_list(request: HttpRequest, slug: str) -> HttpResponse:
     """An organisation's clients, and the form to register one."""
@@ -94,6 +96,7 @@ def _client(request: HttpRequest, slug: str, client_id: str) -> OAuthClient:
     return get_object_or_404(OAuthClient, organisation=organisation, client_id=client_id)
 
 
+@never_cache
 @login_required
 @require_POST
 def client_rotate(request: HttpRequest, slug: str, client_id: str) -> HttpResponse:

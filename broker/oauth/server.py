@@ -33,6 +33,9 @@ from sharing.models import Dataset, Grant
 
 security_log = logging.getLogger("tiers.security")
 ASSERTION_ALGORITHMS = ["ES256", "EdDSA", "RS256", "PS256"]
+# Assertions' jti are remembered until they expire, so their lifetime is bounded; an hour (and
+# a minute of clock skew) is what common clients, authlib's among them, ask for.
+MAX_ASSERTION_SECONDS = 3660
 GRANT_TYPE = "tiers_grant"
 
 
@@ -74,6 +77,13 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
             raise InvalidClientAssertion(exc.description) from exc
         self.verify_claims(token.claims)
         return token.claims
+
+    def verify_claims(self, claims: Any) -> None:
+        # Before authlib's checks, which end by remembering the jti until the assertion expires.
+        exp = claims.get("exp")
+        if isinstance(exp, int | float) and exp - timezone.now().timestamp() > MAX_ASSERTION_SECONDS:
+            raise InvalidClientAssertion(description=f"A client assertion may live {MAX_ASSERTION_SECONDS} s at most.")
+        super().verify_claims(claims)
 
     def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
         """Accept each assertion once, remembered in the database until it expires."""

@@ -56,7 +56,9 @@ def token(request: HttpRequest) -> HttpResponse:
     client_id = _client_id_hint(request)
     limits = [(f"token-addr:{address}", settings.OAUTH_TOKEN_RATE_PER_ADDRESS, 60)]
     if client_id:
-        limits.append((f"token-client:{client_id}", settings.OAUTH_TOKEN_RATE_PER_CLIENT, 60))
+        # Counted per claimed client *and* address: client ids are public (the transparency log
+        # names them), so a per-client count before authentication would let anyone starve a client.
+        limits.append((f"token-client:{client_id}:{address}", settings.OAUTH_TOKEN_RATE_PER_CLIENT, 60))
     if not ratelimit.allow_all(*limits):
         return _too_many(request, f"address {address}, client {client_id}")
     response: HttpResponse = oauth.server.create_token_response(request)

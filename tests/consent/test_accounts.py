@@ -103,3 +103,31 @@ def test_login_is_throttled_per_username(alice) -> None:  # type: ignore[no-unty
     assert refused.status_code == 429
     assert "Too many attempts" in refused.content.decode()
     assert "_auth_user_id" not in client.session
+
+
+def test_an_account_staff_disabled_cannot_be_reopened_through_sign_up(alice) -> None:  # type: ignore[no-untyped-def]
+    alice.is_active = False
+    alice.save()
+    Client().post("/accounts/signup/", {**SIGNUP, "username": "alice", "email": alice.email})
+    assert not mail.outbox
+    from consent import services
+
+    services.citizen_verify_email(citizen=alice)
+    alice.refresh_from_db()
+    assert not alice.is_active
+
+
+@pytest.mark.django_db
+def test_a_verification_link_is_not_a_password_reset_link() -> None:
+    Client().post("/accounts/signup/", SIGNUP)
+    (message,) = mail.outbox
+    uid, token = link_in(message.body).rstrip("/").split("/")[-2:]
+    response = Client().get(f"/accounts/reset/{uid}/{token}/", follow=True)
+    assert "This link does not work" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_usernames_shaped_like_openid_connect_accounts_are_reserved() -> None:
+    response = Client().post("/accounts/signup/", {**SIGNUP, "username": "keycloak-0123456789abcdef01234567"})
+    assert "This username is reserved" in response.content.decode()
+    assert not User.objects.exists()

@@ -144,3 +144,16 @@ def test_withdrawing_everything_touches_only_that_holders_standing_consents(alic
     assert set(ConsentRecord.objects.values_list("state", flat=True)) == {"withdrawn"}
     assert AuditBody.objects.filter(verb="consent.withdrawn", citizen_id=alice.pk).count() == 2
     assert services.consent_withdraw_all(citizen=alice, holder=module.holder) == 0
+
+
+def test_renewing_needs_a_live_link_and_a_consent_that_is_not_paused(alice, alice_linked, module) -> None:  # type: ignore[no-untyped-def]
+    (record,) = services.consent_give(citizen=alice, module=module, purposes=["dpv:ScientificResearch"])
+    services.consent_pause(citizen=alice, record=record)
+    with pytest.raises(Conflict, match="resumed, not renewed"):
+        services.consent_renew(citizen=alice, record=record)
+    services.consent_resume(citizen=alice, record=record)
+    ConsentRecord.objects.filter(pk=record.pk).update(state="expired")
+    IdentityLink.objects.filter(pk=alice_linked.pk).update(unlinked_at=timezone.now())
+    with pytest.raises(Forbidden, match="Link your account"):
+        services.consent_renew(citizen=alice, record=record)
+    assert ConsentRecord.objects.get(pk=record.pk).state == "expired"

@@ -254,3 +254,46 @@ def test_expired_token_records_and_assertions_are_purged_and_the_rest_kept(
     assert list(IssuedToken.objects.values_list("pk", flat=True)) == [recent.pk]
     assert not UsedAssertion.objects.exists()
     assert AuditBody.objects.filter(verb="token.issued").count() == 2
+
+
+@pytest.mark.parametrize("lifetime", [7200, 10**11])
+def test_a_long_lived_client_assertion_is_refused_cleanly(
+    api: APIClient, key_client, client_key, lifetime: int
+) -> None:  # type: ignore[no-untyped-def]
+    import time
+    import uuid
+
+    from joserfc import jwt
+
+    now = int(time.time())
+    claims = {"iss": key_client.client_id, "sub": key_client.client_id, "aud": "http://testserver/oauth/token"}
+    claims |= {"iat": now, "exp": now + lifetime, "jti": uuid.uuid4().hex}
+    signed = jwt.encode({"alg": "ES256", "kid": client_key.kid}, claims, client_key, algorithms=["ES256"])
+    response = api.post(
+        "/oauth/token",
+        {
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": signed,
+        },
+    )
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+
+
+def test_requests_claiming_a_client_from_another_address_do_not_starve_it(
+    api: APIClient, secret_client, settings
+) -> None:  # type: ignore[no-untyped-def]
+    settings.OAUTH_TOKEN_RATE_PER_CLIENT = 2
+    client, secret = secret_client
+    for _ in range(3):
+        api.post(
+            "/oauth/token",
+            {"grant_type": "client_credentials"},
+            HTTP_AUTHORIZATION=basic(client.client_id, "tcs_guess"),
+            REMOTE_ADDR="203.0.113.9",
+        )
+    response = api.post(
+        "/oauth/token", {"grant_type": "client_credentials"}, HTTP_AUTHORIZATION=basic(client.client_id, secret)
+    )
+    assert response.status_code == 200
