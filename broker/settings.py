@@ -82,6 +82,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "broker.middleware.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -263,6 +264,10 @@ CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = 60 * 60 * 8
 
 # --- Security headers and HTTPS ---------------------------------------------
+
+# How many proxies in front of Tiers append to X-Forwarded-For (nginx alone: 1). The caller's
+# address, which per-address limits count, is read that many entries from the right.
+TIERS_TRUSTED_PROXY_HOPS = env.int("TIERS_TRUSTED_PROXY_HOPS", default=0)
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
