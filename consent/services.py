@@ -229,15 +229,20 @@ def _change(record: ConsentRecord, citizen: User, *, event: str, state: str) -> 
 
 def consent_give(*, citizen: User, module: ConsentModule, purposes: Sequence[str]) -> list[ConsentRecord]:
     """Consent to some purposes of the module's current version, one record per purpose."""
-    if module.retired_at is not None:
-        raise Conflict("This module has a newer version: read it and consent to that one.")
     unknown = set(purposes) - set(module.purposes)
     if unknown or not purposes:
         raise InvalidInput(f"Choose among this module's purposes: {', '.join(module.purposes)}.")
-    if not IdentityLink.objects.filter(citizen=citizen, holder=module.holder, unlinked_at__isnull=True).exists():
-        raise Forbidden("Link your account with this holder first.")
     records = []
     with transaction.atomic():
+        # Locked, so that a new version published or an unlink meanwhile waits for this, or wins first.
+        module = ConsentModule.objects.select_for_update().get(pk=module.pk)
+        if module.retired_at is not None:
+            raise Conflict("This module has a newer version: read it and consent to that one.")
+        link = IdentityLink.objects.select_for_update().filter(
+            citizen=citizen, holder=module.holder, unlinked_at__isnull=True
+        )
+        if not link:
+            raise Forbidden("Link your account with this holder first.")
         for purpose in dict.fromkeys(purposes):
             now = timezone.now()
             record, created = ConsentRecord.objects.select_for_update().get_or_create(
