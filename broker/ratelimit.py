@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 from django.core.cache import cache
 
+from broker.cache_client import raw_redis
+
 logger = logging.getLogger(__name__)
-
-
-def _redis() -> Any:
-    """The raw Redis client behind Django's cache, or None when the cache is not Redis (the demo)."""
-    backend = getattr(cache, "_cache", None)
-    get_client = getattr(backend, "get_client", None)
-    return get_client("ratelimit", write=True) if get_client else None
 
 
 def allow_all(*limits: tuple[str, int, int]) -> bool:
@@ -31,7 +25,7 @@ def allow_all(*limits: tuple[str, int, int]) -> bool:
         for key, limit, window in limits
     ]
     try:
-        client = _redis()
+        client = raw_redis("ratelimit")
         if client is None:
             return all(_allow_locally(bucket, limit, window) for bucket, limit, window in buckets)
         pipeline = client.pipeline(transaction=False)

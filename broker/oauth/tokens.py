@@ -25,6 +25,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from broker import keys
+from broker.cache_client import raw_redis
 from broker.models import Organisation
 from broker.oauth.models import IssuedToken, OAuthClient
 from sharing.models import Grant
@@ -248,8 +249,7 @@ def _announce() -> None:
     if not settings.REDIS_URL:
         return
     try:
-        backend = getattr(cache, "_cache", None)
-        client = backend.get_client(CHANNEL, write=True) if backend and hasattr(backend, "get_client") else None
+        client = raw_redis(CHANNEL)
         if client is not None:
             client.publish(cache.make_and_validate_key(CHANNEL), "1")
     except Exception:
