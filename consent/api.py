@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from broker import policy
 from broker.api_base import acting_user, calling_organisation
 from broker.errors import NotFound
+from broker.oauth.tokens import Caller
 from broker.policy import OrgAction
 from consent import export, receipts, selectors, services
 from consent.models import ConsentModule, ConsentRecord
@@ -49,8 +50,7 @@ class LinkCodes(APIView):
 
 def _actor(request: Request) -> Any:
     """Who acted, for the audit entry: the person, or the organisation's client."""
-    caller = getattr(request.user, "caller", None)
-    return f"client:{caller.client.client_id}" if caller else acting_user(request)
+    return request.auth.client if isinstance(request.auth, Caller) else acting_user(request)
 
 
 class ModuleSerializer(serializers.ModelSerializer[ConsentModule]):

@@ -22,24 +22,26 @@ import rfc8785
 from django.db import connection, models
 from django.utils import timezone
 
-from broker.models import AuditBody, AuditEntry, Organisation, User
+from broker.models import AuditBody, AuditEntry, OAuthClient, Organisation, User
 from broker.transparency.merkle import leaf_hash
 
 VERB = re.compile(r"^[a-z][a-z_]*(\.[a-z][a-z_]*)+$")
 SALT_BYTES = 16
 
-Actor = User | Organisation | str | None
+Actor = User | Organisation | OAuthClient | str | None
 Subject = models.Model | str
 
 
 def actor_ref(actor: Actor) -> str:
-    """How an entry names who acted: `system`, `operator:<id>`, `user:<id>`, `organisation:<slug>`."""
+    """How an entry names who acted: `system`, `operator:<id>`, `user:<id>`, `organisation:<slug>`, `client:<id>`."""
     if actor is None:
         return "system"
     if isinstance(actor, str):
         return actor
     if isinstance(actor, Organisation):
         return f"organisation:{actor.slug}"
+    if isinstance(actor, OAuthClient):
+        return f"client:{actor.client_id}"
     return f"operator:{actor.pk}" if actor.is_operator else f"user:{actor.pk}"
 
 

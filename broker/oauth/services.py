@@ -171,7 +171,7 @@ def token_issue(
         )
         audit.record(
             verb="token.issued",
-            actor=f"client:{client.client_id}",
+            actor=client,
             subject=client.organisation,
             details={"jti": jti, "grant": claims.get("grant_id"), "scope": scope, "dpop": bool(jkt)},
         )
@@ -197,7 +197,7 @@ def token_revoke(*, actor: OAuthClient | User, jti: str) -> bool:
         tokens.invalidate_liveness()
         audit.record(
             verb="token.revoked",
-            actor=f"client:{actor.client_id}" if isinstance(actor, OAuthClient) else actor,
+            actor=actor,
             subject=f"oauth_client:{issued.client.client_id}",
             details={"jti": jti},
         )

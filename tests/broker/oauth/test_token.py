@@ -40,7 +40,9 @@ def test_every_token_issued_is_recorded_and_audited_without_the_token(api: APICl
     jti = claims_of(token)["jti"]
     assert IssuedToken.objects.get(jti=jti).client == client
     body = AuditBody.objects.get(verb="token.issued")
-    assert json.loads(bytes(body.canonical))["details"]["jti"] == jti
+    event = json.loads(bytes(body.canonical))
+    assert event["details"]["jti"] == jti
+    assert event["actor"] == f"client:{client.client_id}"
     assert token not in bytes(body.canonical).decode()
 
 
