@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from rest_framework import exceptions, pagination
 from rest_framework.request import Request
 
@@ -31,3 +33,11 @@ def calling_organisation(request: Request) -> Organisation:
     if isinstance(request.auth, Caller):
         return request.auth.organisation
     return selectors.organisation_for_caller(request.user, request.query_params.get("organisation"))
+
+
+def uuid_or_none(value: object) -> uuid.UUID | None:
+    """The UUID a caller gave, or None for anything that is not one (so lookups answer not found)."""
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None

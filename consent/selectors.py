@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from broker.api_base import uuid_or_none
 from broker.errors import NotFound
 from broker.models import User
 from consent.models import ConsentModule, ConsentRecord, IdentityLink
@@ -17,7 +18,8 @@ def consents_of(citizen: User) -> QuerySet[ConsentRecord]:
 
 def consent_of(citizen: User, consent_id: Any) -> ConsentRecord:
     """The citizen's own consent; any other id, valid or not, is not found."""
-    record = consents_of(citizen).filter(pk=consent_id).first() if _is_uuid(consent_id) else None
+    wanted = uuid_or_none(consent_id)
+    record = consents_of(citizen).filter(pk=wanted).first() if wanted else None
     if record is None:
         raise NotFound("No such consent.")
     return record
@@ -37,13 +39,3 @@ def current_modules() -> QuerySet[ConsentModule]:
 def modules_for(citizen: User) -> QuerySet[ConsentModule]:
     """Current modules of the holders the citizen is linked with."""
     return current_modules().filter(holder__in=links_of(citizen).values("holder"))
-
-
-def _is_uuid(value: Any) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -82,8 +83,6 @@ class Grant(models.Model):
     @property
     def audience(self) -> str:
         """Where the grant's data is served: Tiers for hosted datasets, the holder's API otherwise."""
-        from django.conf import settings
-
         if self.dataset.mode == Dataset.Mode.FEDERATED:
             return self.dataset.api_base_url
         return settings.TIERS_BASE_URL

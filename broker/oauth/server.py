@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import uuid
 from typing import Any
 
 from authlib.integrations.django_oauth2 import AuthorizationServer
@@ -27,6 +26,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from broker.api_base import uuid_or_none
 from broker.oauth import dpop, services, tokens
 from broker.oauth.models import IssuedToken, OAuthClient, UsedAssertion
 from sharing.models import Dataset, Grant
@@ -162,20 +162,13 @@ def _grant_ids_from_details(raw: str) -> set[str]:
 
 def _client_grant(client: OAuthClient, grant_id: str) -> Grant:
     """The client's organisation's active grant, or the error that names no other's."""
-    grant_uuid = _uuid_or_none(grant_id)
+    grant_uuid = uuid_or_none(grant_id)
     grant = Grant.objects.select_related("dataset").filter(pk=grant_uuid).first() if grant_uuid else None
     if grant is None or grant.organisation_id != client.organisation_id:
         raise InvalidAuthorizationDetails(description="No such grant for this client's organisation.")
     if not grant.is_active():
         raise InvalidAuthorizationDetails(description="This grant is not active.")
     return grant
-
-
-def _uuid_or_none(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
 
 
 def _dpop_thumbprint(client: OAuthClient, request: Any) -> str:

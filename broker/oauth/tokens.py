@@ -20,6 +20,7 @@ import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.utils import timezone
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -288,8 +289,6 @@ def decode_unverified_jti(token: str) -> str:
 
 def still_live(token: IssuedToken) -> bool:
     """Not expired, not revoked, its client active and its grant (if any) active."""
-    from django.utils import timezone
-
     if token.revoked_at is not None or token.expires_at <= timezone.now() or not token.client.is_active:
         return False
     return token.grant is None or token.grant.is_active()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 
 from django.conf import settings
@@ -28,8 +30,6 @@ def _too_many(request: HttpRequest, what: str) -> HttpResponse:
 
 def _client_id_hint(request: HttpRequest) -> str | None:
     """The client the request claims to be, for the per-client limit (authentication comes after)."""
-    import base64
-
     auth = request.headers.get("Authorization", "")
     if auth.lower().startswith("basic "):
         try:
@@ -39,8 +39,6 @@ def _client_id_hint(request: HttpRequest) -> str | None:
     assertion = request.POST.get("client_assertion", "")
     if assertion.count(".") == 2:
         try:
-            import json
-
             payload = assertion.split(".")[1]
             return str(json.loads(base64.urlsafe_b64decode(payload + "==")).get("sub"))
         except (ValueError, UnicodeError, AttributeError):
