@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 
 from consent import services
 from consent.models import ConsentRecord
+from tests.broker.oauth.conftest import register_secret_client
 from tests.conftest import client_for
 
 CONSENTS = "/api/v1/me/consents/"
@@ -90,13 +91,10 @@ def test_people_who_are_not_citizens_have_no_consents_api(request, persona) -> N
 
 
 def test_an_organisations_token_cannot_reach_a_citizens_consents(api: APIClient, holder_admin, holder) -> None:  # type: ignore[no-untyped-def]
-    from broker.oauth import services as oauth
     from tests.broker.oauth.conftest import token_of
 
-    client, secret = oauth.client_register(
-        actor=holder_admin, organisation=holder, name="c", auth_method="client_secret_basic", scopes=["organisation"]
-    )
-    token = token_of(api, client, secret or "")["access_token"]
+    client, secret = register_secret_client(holder_admin, holder, name="c")
+    token = token_of(api, client, secret)["access_token"]
     assert api.get(CONSENTS, HTTP_AUTHORIZATION=f"Bearer {token}").status_code in (401, 403)
 
 
@@ -141,18 +139,11 @@ def test_withdrawal_shows_in_the_history_and_a_new_receipt(alice, alice_linked, 
 
 
 def test_a_holder_issues_link_codes_with_its_token_and_publishes_modules(api: APIClient, holder_admin, holder) -> None:  # type: ignore[no-untyped-def]
-    from broker.oauth import services as oauth
     from tests.broker.oauth.conftest import token_of
     from tests.consent.conftest import MODULE_CONTENT
 
-    client, secret = oauth.client_register(
-        actor=holder_admin,
-        organisation=holder,
-        name="crm",
-        auth_method="client_secret_basic",
-        scopes=["link_codes", "consent_modules"],
-    )
-    token = token_of(api, client, secret or "", scope="link_codes consent_modules")["access_token"]
+    client, secret = register_secret_client(holder_admin, holder, name="crm", scopes=("link_codes", "consent_modules"))
+    token = token_of(api, client, secret, scope="link_codes consent_modules")["access_token"]
     auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
     issued = api.post("/api/v1/link-codes/", {"subject_ref": "CUST-77"}, format="json", **auth)
     assert issued.status_code == 201
@@ -169,13 +160,10 @@ def test_a_data_users_member_cannot_issue_link_codes(user_admin) -> None:  # typ
 
 
 def test_a_token_without_the_link_codes_scope_cannot_issue_them(api: APIClient, holder_admin, holder) -> None:  # type: ignore[no-untyped-def]
-    from broker.oauth import services as oauth
     from tests.broker.oauth.conftest import token_of
 
-    client, secret = oauth.client_register(
-        actor=holder_admin, organisation=holder, name="c", auth_method="client_secret_basic", scopes=["organisation"]
-    )
-    token = token_of(api, client, secret or "")["access_token"]
+    client, secret = register_secret_client(holder_admin, holder, name="c")
+    token = token_of(api, client, secret)["access_token"]
     response = api.post(
         "/api/v1/link-codes/", {"subject_ref": "x"}, format="json", HTTP_AUTHORIZATION=f"Bearer {token}"
     )

@@ -27,17 +27,30 @@ def client_key() -> ECKey:
     return ECKey.generate_key("P-256", parameters={"kid": "client-key-1", "alg": "ES256"}, private=True)
 
 
-@pytest.fixture
-def secret_client(user_admin: User, data_user: Organisation) -> tuple[OAuthClient, str]:
+def register_secret_client(
+    admin: User,
+    organisation: Organisation,
+    *,
+    name: str = "other",
+    scopes: tuple[str, ...] = ("organisation",),
+    **extra: Any,
+) -> tuple[OAuthClient, str]:
+    """A client_secret_basic client of the organisation, with its secret."""
     client, secret = services.client_register(
-        actor=user_admin,
-        organisation=data_user,
-        name="city reporting",
+        actor=admin,
+        organisation=organisation,
+        name=name,
         auth_method="client_secret_basic",
-        scopes=["organisation", "grants"],
+        scopes=list(scopes),
+        **extra,
     )
     assert secret is not None
     return client, secret
+
+
+@pytest.fixture
+def secret_client(user_admin: User, data_user: Organisation) -> tuple[OAuthClient, str]:
+    return register_secret_client(user_admin, data_user, name="city reporting", scopes=("organisation", "grants"))
 
 
 @pytest.fixture

@@ -14,8 +14,7 @@ from joserfc.jwk import ECKey
 from rest_framework.test import APIClient
 
 from broker.models import AuditBody
-from broker.oauth import services
-from tests.broker.oauth.conftest import basic, claims_of, make_grant, token_of
+from tests.broker.oauth.conftest import basic, claims_of, make_grant, register_secret_client, token_of
 
 
 def introspect(api: APIClient, client: Any, secret: str, token: str) -> dict[str, Any]:
@@ -43,13 +42,7 @@ def test_revoking_an_unknown_or_foreign_token_answers_200_and_changes_nothing(  
     api: APIClient, secret_client, user_admin, data_user
 ) -> None:
     client, secret = secret_client
-    other, other_secret = services.client_register(
-        actor=user_admin,
-        organisation=data_user,
-        name="other",
-        auth_method="client_secret_basic",
-        scopes=["organisation"],
-    )
+    other, other_secret = register_secret_client(user_admin, data_user, name="other")
     assert other_secret is not None
     token = token_of(api, client, secret)["access_token"]
     for presented in (token, "not-a-token"):
@@ -64,37 +57,25 @@ def test_a_client_cannot_introspect_another_clients_token(
     api: APIClient, secret_client, key_client, user_admin, data_user
 ) -> None:  # type: ignore[no-untyped-def]
     client, secret = secret_client
-    other, other_secret = services.client_register(
-        actor=user_admin,
-        organisation=data_user,
-        name="other",
-        auth_method="client_secret_basic",
-        scopes=["organisation"],
-    )
+    other, other_secret = register_secret_client(user_admin, data_user, name="other")
     token = token_of(api, client, secret)["access_token"]
-    assert introspect(api, other, other_secret or "", token) == {"active": False}
+    assert introspect(api, other, other_secret, token) == {"active": False}
 
 
 def test_a_holders_client_may_introspect_tokens_meant_for_its_api(  # type: ignore[no-untyped-def]
     api: APIClient, secret_client, holder, holder_admin, data_user, federated_dataset, hosted_dataset
 ) -> None:
     client, secret = secret_client
-    holder_client, holder_secret = services.client_register(
-        actor=holder_admin,
-        organisation=holder,
-        name="meters api",
-        auth_method="client_secret_basic",
-        scopes=["organisation"],
-    )
+    holder_client, holder_secret = register_secret_client(holder_admin, holder, name="meters api")
     federated = make_grant(data_user, federated_dataset)
     token = token_of(api, client, secret, scope=f"grant:{federated.id}")["access_token"]
-    answer = introspect(api, holder_client, holder_secret or "", token)
+    answer = introspect(api, holder_client, holder_secret, token)
     assert answer["active"] is True
     assert answer["grant_id"] == str(federated.id)
     assert answer["aud"] == "https://api.volta.example"
     hosted = make_grant(data_user, hosted_dataset)
     token = token_of(api, client, secret, scope=f"grant:{hosted.id}")["access_token"]
-    assert introspect(api, holder_client, holder_secret or "", token) == {"active": False}
+    assert introspect(api, holder_client, holder_secret, token) == {"active": False}
 
 
 def test_introspection_is_inactive_once_the_grant_is_revoked(api: APIClient, secret_client, grant) -> None:  # type: ignore[no-untyped-def]
@@ -197,16 +178,9 @@ def test_a_dpop_proof_for_another_url_is_refused_at_the_token_endpoint(
 
 
 def test_a_client_registered_dpop_bound_must_send_a_proof(api: APIClient, user_admin, data_user, holder_key) -> None:  # type: ignore[no-untyped-def]
-    client, secret = services.client_register(
-        actor=user_admin,
-        organisation=data_user,
-        name="bound",
-        auth_method="client_secret_basic",
-        scopes=["organisation"],
-        dpop_bound_access_tokens=True,
-    )
+    client, secret = register_secret_client(user_admin, data_user, name="bound", dpop_bound_access_tokens=True)
     response = api.post(
-        "/oauth/token", {"grant_type": "client_credentials"}, HTTP_AUTHORIZATION=basic(client.client_id, secret or "")
+        "/oauth/token", {"grant_type": "client_credentials"}, HTTP_AUTHORIZATION=basic(client.client_id, secret)
     )
     assert response.json()["error"] == "invalid_dpop_proof"
-    assert dpop_token(api, client, secret or "", holder_key)
+    assert dpop_token(api, client, secret, holder_key)

@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 from broker import keys
 from broker.oauth import services
 from broker.oauth.tokens import forget_verified
-from tests.broker.oauth.conftest import claims_of, token_of
+from tests.broker.oauth.conftest import claims_of, register_secret_client, token_of
 
 ME = "/api/v1/organisations/me"
 
@@ -236,15 +236,9 @@ def test_each_oauth_client_has_its_own_rate_limit_bucket(api: APIClient, secret_
     from rest_framework.throttling import UserRateThrottle
 
     client, secret = secret_client
-    other, other_secret = services.client_register(
-        actor=user_admin,
-        organisation=data_user,
-        name="other",
-        auth_method="client_secret_basic",
-        scopes=["organisation"],
-    )
+    other, other_secret = register_secret_client(user_admin, data_user, name="other")
     first = token_of(api, client, secret)["access_token"]
-    second = token_of(api, other, other_secret or "")["access_token"]
+    second = token_of(api, other, other_secret)["access_token"]
     original = UserRateThrottle.THROTTLE_RATES
     UserRateThrottle.THROTTLE_RATES = {**original, "user": "2/min"}
     try:
