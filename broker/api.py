@@ -20,7 +20,16 @@ from broker.policy import OrgAction
 class OrganisationPublicSerializer(serializers.ModelSerializer[Organisation]):
     class Meta:
         model = Organisation
-        fields = ["slug", "name", "legal_identifier", "identifier_scheme", "country", "kind", "verified_at"]
+        fields = [
+            "slug",
+            "name",
+            "legal_identifier",
+            "identifier_scheme",
+            "country",
+            "kind",
+            "recipient_category",
+            "verified_at",
+        ]
 
 
 class MemberSerializer(serializers.ModelSerializer[Membership]):

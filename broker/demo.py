@@ -12,7 +12,7 @@ from broker.oauth.models import OAuthClient
 
 SECRET_CLIENT_NAME = "demo client (client_secret_basic)"  # noqa: S105 (a name)
 KEY_CLIENT_NAME = "demo client (private_key_jwt)"
-SCOPES = ["organisation", "grants", "link_codes", "consent_modules"]
+SCOPES = ["organisation", "grants", "link_codes", "consent_modules", "datasets", "access_requests", "decisions"]
 
 
 def demo_clients(organisation: Organisation, admin: User, known: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

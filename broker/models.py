@@ -41,6 +41,13 @@ class Organisation(models.Model):
         REJECTED = "rejected", _("rejected")
         EXCLUDED = "excluded", _("excluded")
 
+    class RecipientCategory(models.TextChoices):
+        """What kind of data user it is: consents and agreements name the kinds they allow."""
+
+        PUBLIC_AUTHORITY = "public-authority", _("public authority")
+        RESEARCH_BODY = "research-body", _("research body")
+        NON_PROFIT = "non-profit", _("non-profit organisation")
+
     class IdentifierScheme(models.TextChoices):
         SIREN = "siren", "SIREN"
         EUID = "euid", "EUID"
@@ -53,6 +60,9 @@ class Organisation(models.Model):
     identifier_scheme = models.CharField(max_length=8, choices=IdentifierScheme.choices)
     country = models.CharField(max_length=2, help_text=_("ISO 3166-1 alpha-2 code"))
     kind = models.CharField(max_length=8, choices=Kind.choices)
+    recipient_category = models.CharField(
+        max_length=16, choices=RecipientCategory.choices, blank=True, help_text=_("for data users")
+    )
     contact_email = models.EmailField(blank=True)
     verification_state = models.CharField(max_length=10, choices=Verification.choices, default=Verification.PENDING)
     verified_at = models.DateTimeField(null=True, blank=True)

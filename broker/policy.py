@@ -27,6 +27,12 @@ class OrgAction(StrEnum):
     MANAGE_CLIENTS = "manage_clients"  # register, rotate and disable OAuth clients
     ISSUE_LINK_CODES = "issue_link_codes"  # a holder's one-time codes for its customers
     PUBLISH_CONSENT_MODULES = "publish_consent_modules"
+    MANAGE_DATASETS = "manage_datasets"  # register datasets, upload, delete records, withdraw
+    SIGN_AGREEMENTS = "sign_agreements"  # draft, sign and terminate the holder's agreements
+    REQUEST_ACCESS = "request_access"  # a data user's access requests
+    REVIEW_REQUESTS = "review_requests"  # approve or reject requests for the holder's data
+    REVOKE_GRANTS = "revoke_grants"  # end grants on the holder's data
+    DECIDE = "decide"  # a federated holder's API asks which subjects may be included
     VERIFY = "verify"  # verify, reject or exclude: the operator's call alone
 
 
@@ -40,19 +46,35 @@ MEMBER_RULES: dict[str, frozenset[OrgAction]] = {
             OrgAction.MANAGE_CLIENTS,
             OrgAction.ISSUE_LINK_CODES,
             OrgAction.PUBLISH_CONSENT_MODULES,
+            OrgAction.MANAGE_DATASETS,
+            OrgAction.SIGN_AGREEMENTS,
+            OrgAction.REQUEST_ACCESS,
+            OrgAction.REVIEW_REQUESTS,
+            OrgAction.REVOKE_GRANTS,
         }
     ),
     Role.DATA_STEWARD: frozenset(
-        {OrgAction.VIEW_PRIVATE, OrgAction.ISSUE_LINK_CODES, OrgAction.PUBLISH_CONSENT_MODULES}
+        {
+            OrgAction.VIEW_PRIVATE,
+            OrgAction.ISSUE_LINK_CODES,
+            OrgAction.PUBLISH_CONSENT_MODULES,
+            OrgAction.MANAGE_DATASETS,
+            OrgAction.REQUEST_ACCESS,
+        }
     ),
-    Role.REVIEWER: frozenset({OrgAction.VIEW_PRIVATE}),
+    Role.REVIEWER: frozenset({OrgAction.VIEW_PRIVATE, OrgAction.REVIEW_REQUESTS}),
 }
-OPERATOR_RULES = frozenset(OrgAction)
+# Operators act on every organisation, but never in its place: they do not sign a holder's
+# agreements, request access for a data user, or answer as a holder's API.
+OPERATOR_RULES = frozenset(OrgAction) - {OrgAction.SIGN_AGREEMENTS, OrgAction.REQUEST_ACCESS, OrgAction.DECIDE}
 # action -> the token scope an organisation's OAuth client needs for it (absent: clients may not)
 CLIENT_SCOPES: dict[OrgAction, str] = {
     OrgAction.VIEW_PRIVATE: "organisation",
     OrgAction.ISSUE_LINK_CODES: "link_codes",
     OrgAction.PUBLISH_CONSENT_MODULES: "consent_modules",
+    OrgAction.MANAGE_DATASETS: "datasets",
+    OrgAction.REQUEST_ACCESS: "access_requests",
+    OrgAction.DECIDE: "decisions",
 }
 
 

@@ -22,6 +22,7 @@ def organisation_register(
     country: str,
     kind: str,
     contact_email: str = "",
+    recipient_category: str = "",
 ) -> Organisation:
     """Record an organisation awaiting verification."""
     with transaction.atomic():
@@ -35,6 +36,7 @@ def organisation_register(
             country=country.upper(),
             kind=kind,
             contact_email=contact_email,
+            recipient_category=recipient_category,
         )
         audit.record(
             verb="organisation.registered",
@@ -44,6 +46,7 @@ def organisation_register(
                 "name": name,
                 "legal_identifier": f"{identifier_scheme}:{legal_identifier}",
                 "kind": kind,
+                "recipient_category": recipient_category,
             },
         )
         return organisation

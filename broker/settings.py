@@ -178,6 +178,13 @@ CELERY_BEAT_SCHEDULE = {
 OUTBOX_RESEND_AFTER_SECONDS = env.int("OUTBOX_RESEND_AFTER_SECONDS", default=60)
 OUTBOX_LEASE_SECONDS = env.int("OUTBOX_LEASE_SECONDS", default=300)
 
+# --- Data sharing ---------------------------------------------------------------
+
+# Where uploads wait for ingestion: a disk the web processes and the workers share.
+TIERS_UPLOAD_DIR = env.str("TIERS_UPLOAD_DIR", default=str(BASE_DIR / "var" / "uploads"))
+# The largest upload accepted, in bytes (a request beyond it is refused with 413).
+TIERS_UPLOAD_MAX_BYTES = env.int("TIERS_UPLOAD_MAX_BYTES", default=1 << 30)
+
 # --- OAuth 2.0 ----------------------------------------------------------------
 
 if not SERVED_OVER_HTTPS:

@@ -7,6 +7,7 @@ Only environment defaults live here; the settings themselves are broker.settings
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ["TIERS_ENV_FILE"] = ""  # a demo's .env must not leak into the tests
 os.environ.setdefault("DEBUG", "false")
@@ -18,6 +19,7 @@ os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
 os.environ.setdefault("TIERS_BASE_URL", "http://testserver")
 os.environ.setdefault("CELERY_QUEUE", "tiers-tests")
 os.environ.setdefault("EMAIL_URL", "consolemail://")
+os.environ.setdefault("TIERS_UPLOAD_DIR", tempfile.mkdtemp(prefix="tiers-test-uploads-"))
 # Proof-checking tests call the public API thousands of times; the throttle test sets its own rate.
 os.environ.setdefault("THROTTLE_ANON", "100000/min")
 

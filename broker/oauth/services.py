@@ -26,6 +26,9 @@ SCOPES = {
     "grants": "obtain tokens bound to the organisation's grants (grant:<id>)",
     "link_codes": "issue identity-link codes for the holder's customers",
     "consent_modules": "publish the holder's consent modules",
+    "datasets": "register the holder's datasets and upload their data",
+    "access_requests": "submit the data user's access requests",
+    "decisions": "ask which subjects a grant may include and report deliveries (federated holders)",
 }
 
 
