@@ -6,6 +6,7 @@ sharing.delivery and, for who may do what, sharing.policy.
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 from django.db.models import QuerySet
@@ -14,6 +15,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.authentication import SessionAuthentication
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import BaseParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -157,10 +160,30 @@ class UploadDetailSerializer(UploadSerializer):
         return UploadErrorSerializer(upload.errors.all(), many=True).data  # type: ignore[return-value]
 
 
+class BodyStream(BaseParser):
+    """Hands the request body on unread, so that the upload is copied to disk in chunks."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        return stream if stream is not None else io.BytesIO()
+
+
+class CsvStream(BodyStream):
+    media_type = "text/csv"
+
+
+class JsonLinesStream(BodyStream):
+    media_type = "application/x-ndjson"
+
+
+class JsonLinesAltStream(BodyStream):
+    media_type = "application/jsonl"
+
+
 class Uploads(generics.ListAPIView[Upload]):
     """A hosted dataset's uploads. POST the file itself as the body (text/csv or application/x-ndjson)."""
 
     serializer_class = UploadSerializer
+    parser_classes = [CsvStream, JsonLinesStream, JsonLinesAltStream]
 
     def get_queryset(self) -> QuerySet[Upload]:
         return policy.uploads_visible_to(self.request.user, _dataset(self.request, self.kwargs["dataset_id"]))
@@ -178,7 +201,7 @@ class Uploads(generics.ListAPIView[Upload]):
         upload = ingest.upload_receive(
             by=request.user,
             dataset=_dataset(request, dataset_id),
-            body=request._request,
+            body=request.data,
             content_type=request.content_type,
             on_error=request.query_params.get("on_error", Upload.OnError.ALL_OR_NOTHING),
             replace=request.query_params.get("replace", "false").lower() in ("1", "true", "yes"),
@@ -513,6 +536,16 @@ def _stream_type(accept: str) -> str:
     raise NotAcceptable(f"Ask for one of: {', '.join(STREAM_TYPES)}.")
 
 
+class StreamNegotiation(BaseContentNegotiation):
+    """The view streams CSV or JSON Lines itself (see _stream_type); errors are problem+json."""
+
+    def select_parser(self, request: Request, parsers: Any) -> Any:
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request: Request, renderers: Any, format_suffix: str | None = None) -> Any:
+        return renderers[0], renderers[0].media_type
+
+
 class GrantRecords(APIView):
     """The grant's records, as they may be read now: consenting subjects only, granted fields only.
 
@@ -521,6 +554,7 @@ class GrantRecords(APIView):
     """
 
     authentication_classes = [AccessTokenAuthentication]
+    content_negotiation_class = StreamNegotiation
 
     @extend_schema(
         responses={

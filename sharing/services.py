@@ -584,7 +584,7 @@ def _end_grants(grants: QuerySet[Grant], *, by: Principal, reason: str, follow_a
     """Revoke grants (in the caller's transaction), each with its audit entry and event."""
     now = timezone.now()
     ended = 0
-    for grant in grants.select_for_update().select_related("agreement"):
+    for grant in grants.select_for_update(of=("self",)).select_related("agreement", "organisation"):
         agreement = grant.agreement
         if follow_agreement and agreement and agreement.conditions.get("grants_on_termination") == "run_to_term":
             continue

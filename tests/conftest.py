@@ -61,7 +61,12 @@ def holder(db: None) -> Organisation:
 @pytest.fixture
 def data_user(db: None) -> Organisation:
     """A data user: a city."""
-    return OrganisationFactory(slug="marlieux", name="Ville de Marlieux", kind=Organisation.Kind.USER)
+    return OrganisationFactory(
+        slug="marlieux",
+        name="Ville de Marlieux",
+        kind=Organisation.Kind.USER,
+        recipient_category=Organisation.RecipientCategory.PUBLIC_AUTHORITY,
+    )
 
 
 @pytest.fixture
