@@ -350,6 +350,15 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a `state`; each choice set gets its own, readable name.
+    "ENUM_NAME_OVERRIDES": {
+        "DatasetStateEnum": "sharing.models.Dataset.State",
+        "UploadStateEnum": "sharing.models.Upload.State",
+        "AgreementStateEnum": "sharing.models.Agreement.State",
+        "AccessRequestStateEnum": "sharing.models.AccessRequest.State",
+        "GrantStateEnum": "sharing.models.Grant.State",
+        "ApprovalModeEnum": "sharing.models.Agreement.ApprovalMode",
+    },
 }
 
 # --- Logging --------------------------------------------------------------------

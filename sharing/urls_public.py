@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-urlpatterns: list[URLPattern] = []
+from sharing import api_public
+
+urlpatterns: list[URLPattern] = [
+    path("catalog", api_public.Catalog.as_view(), name="catalog"),
+    path("agreements/<uuid:agreement_id>/odrl", api_public.AgreementPolicy.as_view(), name="agreement-odrl"),
+]
