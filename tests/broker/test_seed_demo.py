@@ -23,7 +23,10 @@ def test_seed_writes_a_working_login_for_every_demo_user(credentials_file) -> No
     credentials = json.loads(credentials_file.read_text())
     assert credentials["base_url"] == "http://testserver"
     assert len(credentials["clients"]) == 8
-    assert credentials["grants"] == []
+    assert {(g["organisation"], g["dataset"]) for g in credentials["grants"]} == {
+        ("ville-de-marlieux", "ligne-bleue/trips"),
+        ("labo-mobilites", "ligne-bleue/trips"),
+    }
     roles = [user["role"] for user in credentials["users"]]
     assert roles.count("operator") == 1
     assert roles.count("org_admin") == 4

@@ -17,19 +17,21 @@ from broker.demo import demo_clients
 from broker.models import Membership, Organisation, User
 from consent.demo import seed_consents
 from consent.models import CitizenProfile
+from sharing.demo import seed_sharing
 
 ORGANISATIONS = [
-    # slug, name, kind, SIREN (Luhn-valid), contact
-    ("ville-de-marlieux", "Ville de Marlieux", "user", "213800014", "donnees@marlieux.example"),
+    # slug, name, kind, SIREN (Luhn-valid), contact, recipient category
+    ("ville-de-marlieux", "Ville de Marlieux", "user", "213800014", "donnees@marlieux.example", "public-authority"),
     (
         "labo-mobilites",
         "Laboratoire Mobilités et Territoires",
         "user",
         "180089013",
         "contact@labo-mobilites.example",
+        "research-body",
     ),
-    ("volta-energie", "Volta Énergie", "holder", "552081317", "dpo@volta-energie.example"),
-    ("ligne-bleue", "Ligne Bleue Mobilité", "holder", "808765432", "dpo@ligne-bleue.example"),
+    ("volta-energie", "Volta Énergie", "holder", "552081317", "dpo@volta-energie.example", ""),
+    ("ligne-bleue", "Ligne Bleue Mobilité", "holder", "808765432", "dpo@ligne-bleue.example", ""),
 ]
 CITIZENS = [
     ("alice", "Alice Martin", "fr"),
@@ -49,12 +51,13 @@ class Command(BaseCommand):
         users: list[dict[str, Any]] = []
         clients: list[dict[str, Any]] = []
         holders: dict[str, tuple[Organisation, User]] = {}
+        data_users: dict[str, tuple[Organisation, User]] = {}
         citizens: list[User] = []
         with transaction.atomic():
             operator = self._user("operator", known, is_staff=True, is_superuser=True)
             users.append(self._entry(operator, known, "operator", None))
-            for slug, name, kind, siren, contact in ORGANISATIONS:
-                organisation = self._organisation(operator, slug, name, kind, siren, contact)
+            for slug, name, kind, siren, contact, recipient_category in ORGANISATIONS:
+                organisation = self._organisation(operator, slug, name, kind, siren, contact, recipient_category)
                 admin = self._user(f"{slug}-admin", known)
                 services.membership_set(
                     actor=operator, organisation=organisation, user=admin, role=Membership.Role.ADMIN
@@ -63,6 +66,8 @@ class Command(BaseCommand):
                 clients.extend(demo_clients(organisation, admin, known_clients))
                 if organisation.holds_data:
                     holders[slug] = (organisation, admin)
+                else:
+                    data_users[slug] = (organisation, admin)
             for username, display_name, language in CITIZENS:
                 citizen = self._user(username, known)
                 CitizenProfile.objects.get_or_create(
@@ -71,8 +76,9 @@ class Command(BaseCommand):
                 users.append(self._entry(citizen, known, "citizen", None))
                 citizens.append(citizen)
             seed_consents(holders, citizens)
+            grants = seed_sharing(holders, data_users, operator)
         sequencer.sequence()  # the demo's log is signed before anyone looks
-        credentials = {"base_url": settings.TIERS_BASE_URL, "users": users, "clients": clients, "grants": []}
+        credentials = {"base_url": settings.TIERS_BASE_URL, "users": users, "clients": clients, "grants": grants}
         path.write_text(json.dumps(credentials, indent=2, ensure_ascii=False) + "\n")
         path.chmod(0o600)
         self.stdout.write(f"Demo data ready: {len(users)} logins and {len(clients)} clients written to {path}")
@@ -103,7 +109,9 @@ class Command(BaseCommand):
             "organisation": slug,
         }
 
-    def _organisation(self, operator: User, slug: str, name: str, kind: str, siren: str, contact: str) -> Organisation:
+    def _organisation(
+        self, operator: User, slug: str, name: str, kind: str, siren: str, contact: str, recipient_category: str
+    ) -> Organisation:
         organisation = Organisation.objects.filter(slug=slug).first() or services.organisation_register(
             actor=operator,
             slug=slug,
@@ -113,5 +121,6 @@ class Command(BaseCommand):
             country="FR",
             kind=kind,
             contact_email=contact,
+            recipient_category=recipient_category,
         )
         return services.organisation_verify(actor=operator, organisation=organisation)
