@@ -115,8 +115,9 @@ def require_reviewer(principal: Principal, request: AccessRequest) -> None:
         if is_operator(principal):
             return
     elif request.reviewer == Agreement.ApprovalMode.HOLDER:
-        holder = request.agreement.holder
-        if isinstance(principal, User) and org_policy.can(principal, OrgAction.REVIEW_REQUESTS, holder):
+        # The holder's own people: an operator does not review in the holder's place.
+        role = org_policy.role_in(principal, request.agreement.holder)
+        if role is not None and OrgAction.REVIEW_REQUESTS in org_policy.MEMBER_RULES[role]:
             return
     raise Forbidden("This request is not yours to review.")
 

@@ -466,6 +466,9 @@ def access_request_submit(
 ) -> AccessRequest:
     """Check the request against the agreement at once; route it to its reviewer, or approve it."""
     policy.require_org(by, OrgAction.REQUEST_ACCESS, organisation)
+    # Rules are checked against the datasets as they stand now, not as the caller last saw them.
+    current = Dataset.objects.in_bulk([item.dataset.pk for item in items])
+    items = [RequestItem(dataset=current[item.dataset.pk], fields=item.fields) for item in items]
     agreement = _agreement_for([item.dataset for item in items], agreement)
     violations = request_violations(
         organisation=organisation,

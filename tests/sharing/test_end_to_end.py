@@ -142,7 +142,8 @@ def test_consent_decides_what_each_grant_delivers_at_every_read(
     # An oversized upload is refused before anything is recorded.
     settings.TIERS_UPLOAD_MAX_BYTES = 64
     too_big = hana.call("POST", uploads, data=b"x" * 200, headers={"Content-Type": "text/csv"})
-    assert too_big.status_code == 413 and too_big.headers["Content-Type"] == "application/problem+json"
+    assert too_big.status_code == 413
+    assert too_big.headers["Content-Type"] == "application/problem+json"
     settings.TIERS_UPLOAD_MAX_BYTES = 1 << 20
     assert len(ok(hana.call("GET", uploads))["results"]) == 1
 
@@ -212,7 +213,8 @@ def test_consent_decides_what_each_grant_delivers_at_every_read(
     refused = requests.post(
         f"{base}/api/v1/access-requests/", json={**wanted, "purpose": PUBLIC_BENEFIT}, headers=city_api, timeout=10
     )
-    assert refused.status_code == 422 and refused.headers["Content-Type"] == "application/problem+json"
+    assert refused.status_code == 422
+    assert refused.headers["Content-Type"] == "application/problem+json"
     assert [v["rule"] for v in refused.json()["violations"]] == ["purpose_allowed"]
     assert ok(ugo.call("GET", "/api/v1/access-requests/"))["results"] == []  # nothing created
 
@@ -250,7 +252,8 @@ def test_consent_decides_what_each_grant_delivers_at_every_read(
     ]
     lab_token = token(base, lab_client, f"grant:{lab_grant}")
     lab_names = {r["subject_pseudonym"] for r in lines(read(base, lab_token, lab_grant))}
-    assert len(lab_names) == 1 and city_pseudonym not in lab_names
+    assert len(lab_names) == 1
+    assert city_pseudonym not in lab_names
     assert read(base, lab_token, city_grant).status_code == 404
 
     # Alice sees who used her data, each use with its audit entry.

@@ -118,4 +118,12 @@ def test_unknown_scopes_are_refused_with_the_allowed_list(user_admin) -> None:  
         CLIENTS, {"name": "x", "auth_method": "client_secret_basic", "scopes": ["everything"]}, format="json"
     )
     assert response.status_code == 422
-    assert response.json()["allowed"] == ["consent_modules", "grants", "link_codes", "organisation"]
+    assert response.json()["allowed"] == [
+        "access_requests",
+        "consent_modules",
+        "datasets",
+        "decisions",
+        "grants",
+        "link_codes",
+        "organisation",
+    ]
