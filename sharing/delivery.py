@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
@@ -215,6 +215,8 @@ def _csv_cell(value: Any) -> Any:
 def decide(*, by: ClientPrincipal, grant: Grant, subject_refs: Sequence[str]) -> dict[str, Any]:
     """Which of these holder references a federated grant may include now, with their pseudonyms."""
     policy.require_decider(by, grant)
+    if grant.dataset.mode != Dataset.Mode.FEDERATED:
+        raise NotFound("No such federated grant: Tiers serves this grant's data itself.")
     if not grant.is_active():
         raise InvalidInput("This grant is not active: include nobody.", grant_state=grant.state)
     refs = list(dict.fromkeys(subject_refs))
@@ -256,13 +258,17 @@ def receipt_record(*, by: ClientPrincipal, compact: str) -> Delivery:
     included (the holder's references, each with its count).
     """
     client = by.caller.client
-    claims = _verified_receipt(client.jwks or {}, compact, client.client_id)
+    if not client.jwks:
+        raise InvalidInput("Receipts verify against the client's registered JWK Set; jwks_uri is not read yet.")
+    claims = _verified_receipt(client.jwks, compact, client.client_id)
     grant = (
         Grant.objects.select_related("dataset", "organisation", "agreement").filter(pk=_uuid(claims["grant"])).first()
     )
     if grant is None:
         raise NotFound("No such grant for this holder.")
     policy.require_decider(by, grant)
+    if grant.dataset.mode != Dataset.Mode.FEDERATED:
+        raise NotFound("No such federated grant: Tiers serves this grant's data itself.")
     subjects = claims["subjects"]
     refs = [str(subject["subject_ref"]) for subject in subjects]
     secret = vault.pseudonym_key(grant.organisation_id)
@@ -278,42 +284,62 @@ def receipt_record(*, by: ClientPrincipal, compact: str) -> Delivery:
             subject_ref=str(subject["subject_ref"]),
             pseudonym=vault.pseudonym(secret, dataset.holder_id, str(subject["subject_ref"])),
             citizen_id=citizens.get(str(subject["subject_ref"])),
-            records=int(subject.get("records", 0)),
+            records=subject["records"],
         )
         for subject in subjects
     ]
     not_permitted = sorted(ref for ref in refs if dataset.is_personal and ref not in allowed)
-    with transaction.atomic():
-        if Delivery.objects.filter(receipt_jti=claims["jti"]).exists():
-            raise InvalidInput("This receipt was recorded already (its jti is used).")
-        delivery = Delivery(
-            grant=grant,
-            kind=Delivery.Kind.FEDERATED,
-            at=timezone.now(),
-            records=int(claims["records"]),
-            subjects=len(included),
-            subjects_digest=vault.subjects_digest(subject.pseudonym for subject in included),
-            receipt_jti=str(claims["jti"]),
-        )
-        entry = audit.record(
-            verb="grant.delivered",
-            actor=client,
-            subject=grant,
-            details={
-                "delivery": str(delivery.pk),
-                "records": delivery.records,
-                "subjects": delivery.subjects,
-                "subjects_sha256": delivery.subjects_digest,
-                "purpose": grant.purpose,
-                "not_permitted": len(not_permitted),
-            },
-        )
-        delivery.audit_entry_id = entry.pk
-        delivery.save(force_insert=True)
-        for subject in included:
-            subject.delivery = delivery
-        DeliverySubject.objects.bulk_create(included, batch_size=5000)
+    receipt_jti = f"{client.client_id}:{claims['jti']}"
+    try:
+        with transaction.atomic():
+            return _record_receipt(grant, client, claims, receipt_jti, included, len(not_permitted))
+    except IntegrityError:  # the same receipt, sent twice at once
+        raise InvalidInput("This receipt was recorded already (its jti is used).") from None
+
+
+def _record_receipt(
+    grant: Grant,
+    client: Any,
+    claims: dict[str, Any],
+    receipt_jti: str,
+    included: list[DeliverySubject],
+    not_permitted: int,
+) -> Delivery:
+    """Write the delivery, its subjects and its audit entry (in the caller's transaction)."""
+    if Delivery.objects.filter(receipt_jti=receipt_jti).exists():
+        raise InvalidInput("This receipt was recorded already (its jti is used).")
+    delivery = Delivery(
+        grant=grant,
+        kind=Delivery.Kind.FEDERATED,
+        at=timezone.now(),
+        records=int(claims["records"]),
+        subjects=len(included),
+        subjects_digest=vault.subjects_digest(subject.pseudonym for subject in included),
+        receipt_jti=receipt_jti,
+    )
+    entry = audit.record(
+        verb="grant.delivered",
+        actor=client,
+        subject=grant,
+        details={
+            "delivery": str(delivery.pk),
+            "records": delivery.records,
+            "subjects": delivery.subjects,
+            "subjects_sha256": delivery.subjects_digest,
+            "purpose": grant.purpose,
+            "not_permitted": not_permitted,
+        },
+    )
+    delivery.audit_entry_id = entry.pk
+    delivery.save(force_insert=True)
+    for subject in included:
+        subject.delivery = delivery
+    DeliverySubject.objects.bulk_create(included, batch_size=5000)
     return delivery
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _uuid(value: Any) -> uuid.UUID | None:
@@ -338,7 +364,7 @@ def _verified_receipt(client_jwks: dict[str, Any], compact: str, client_id: str)
             jti={"essential": True},
             grant={"essential": True},
             records={"essential": True},
-            subjects={"essential": True},
+            subjects={"essential": True, "allow_blank": True},
         ).validate(token.claims)
     except InvalidInput:
         raise
@@ -347,9 +373,20 @@ def _verified_receipt(client_jwks: dict[str, Any], compact: str, client_id: str)
     claims = token.claims
     if abs(time.time() - float(claims["iat"])) > RECEIPT_MAX_AGE_SECONDS:
         raise InvalidInput("The receipt is stale or from the future: sign it when you deliver.")
+    if not isinstance(claims["jti"], str) or not 0 < len(claims["jti"]) <= 128:
+        raise InvalidInput("jti is a string of 1 to 128 characters.")
+    if not _is_count(claims["records"]):
+        raise InvalidInput("records is the number of records delivered, a non-negative integer.")
     subjects = claims["subjects"]
-    if not isinstance(subjects, list) or not all(isinstance(s, dict) and "subject_ref" in s for s in subjects):
-        raise InvalidInput('subjects is a list of {"subject_ref": ..., "records": n}.')
-    if len(subjects) > 100_000 or not isinstance(claims["records"], int) or claims["records"] < 0:
-        raise InvalidInput("records is a count, and a receipt names at most 100,000 subjects.")
+    if not isinstance(subjects, list) or len(subjects) > 100_000:
+        raise InvalidInput('subjects is a list of at most 100,000 {"subject_ref": ..., "records": n}.')
+    seen: set[str] = set()
+    for subject in subjects:
+        ref = subject.get("subject_ref") if isinstance(subject, dict) else None
+        if not isinstance(ref, str) or not 0 < len(ref) <= 128 or not _is_count(subject.get("records", 0)):
+            raise InvalidInput('Each subject is {"subject_ref": "<1 to 128 characters>", "records": n >= 0}.')
+        if ref in seen:
+            raise InvalidInput(f"Subject {ref!r} is named twice in this receipt.")
+        seen.add(ref)
+        subject.setdefault("records", 0)
     return dict(claims)

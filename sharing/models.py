@@ -349,7 +349,9 @@ class Delivery(models.Model):
     records = models.BigIntegerField()
     subjects = models.BigIntegerField()
     subjects_digest = models.CharField(max_length=64, help_text=_("SHA-256 of the sorted pseudonyms included"))
-    receipt_jti = models.CharField(max_length=128, null=True, blank=True, unique=True)
+    receipt_jti = models.CharField(
+        max_length=300, null=True, blank=True, unique=True, help_text=_("<client_id>:<jti> of a federated receipt")
+    )
     audit_entry_id = models.BigIntegerField()
 
     class Meta:

@@ -188,7 +188,7 @@ class Migration(migrations.Migration):
                 ('records', models.BigIntegerField()),
                 ('subjects', models.BigIntegerField()),
                 ('subjects_digest', models.CharField(help_text='SHA-256 of the sorted pseudonyms included', max_length=64)),
-                ('receipt_jti', models.CharField(blank=True, max_length=128, null=True, unique=True)),
+                ('receipt_jti', models.CharField(blank=True, help_text='<client_id>:<jti> of a federated receipt', max_length=300, null=True, unique=True)),
                 ('audit_entry_id', models.BigIntegerField()),
                 ('grant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='deliveries', to='sharing.grant')),
             ],
