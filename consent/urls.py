@@ -12,4 +12,6 @@ urlpatterns = [
     path("modules/<int:module_id>/", views.module_consent, name="citizen-module"),
     path("consents/<uuid:consent_id>/", views.consent_detail, name="citizen-consent"),
     path("consents/<uuid:consent_id>/<str:action>/", views.consent_action, name="citizen-consent-action"),
+    path("accesses/", views.accesses, name="citizen-accesses"),
+    path("accesses/<uuid:delivery_id>/", views.access_detail, name="citizen-access"),
 ]

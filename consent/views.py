@@ -11,6 +11,7 @@ from typing import Any, Concatenate, ParamSpec
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone, translation
@@ -27,6 +28,7 @@ from broker.transparency import verify
 from consent import policy, selectors, services
 from consent.forms import ConsentForm, LinkForm, term_label, term_labels
 from consent.models import ConsentEvent, ConsentModule, ConsentRecord, IdentityLink
+from sharing import selectors as sharing_selectors
 
 P = ParamSpec("P")
 State = ConsentRecord.State
@@ -331,9 +333,9 @@ def _leaf_hash(entry: AuditEntry) -> bytes:
     return computed
 
 
-def _check_inclusion(event: ConsentEvent | None, jwks: dict[str, Any]) -> InclusionCheck:
-    """Prove that the change sits in the log under the latest signed checkpoint (RFC 9162)."""
-    entry = AuditEntry.objects.select_related("body").filter(pk=event.audit_entry_id).first() if event else None
+def _check_inclusion(entry_id: int | None, jwks: dict[str, Any]) -> InclusionCheck:
+    """Prove that an audit entry sits in the log under the latest signed checkpoint (RFC 9162)."""
+    entry = AuditEntry.objects.select_related("body").filter(pk=entry_id).first() if entry_id else None
     if entry is None:
         return InclusionCheck(status="missing")
     if entry.leaf_index is None:
@@ -370,6 +372,26 @@ def consent_detail(request: HttpRequest, citizen: User, consent_id: Any) -> Http
         "events": [{"event": event, "label": EVENT_LABELS.get(event.event, event.event)} for event in events],
         "latest": latest,
         "receipt": _check_receipt(record, latest, jwks),
-        "inclusion": _check_inclusion(latest, jwks),
+        "inclusion": _check_inclusion(latest.audit_entry_id if latest else None, jwks),
     }
     return render(request, "consent/consent.html", context)
+
+
+@citizen_page
+def accesses(request: HttpRequest, citizen: User) -> HttpResponse:
+    """Who used my data: every delivery that included me, newest first."""
+    uses = Paginator(sharing_selectors.accesses_of(citizen), 50).get_page(request.GET.get("page"))
+    return render(request, "consent/accesses.html", {"uses": uses})
+
+
+@citizen_page
+def access_detail(request: HttpRequest, citizen: User, delivery_id: Any) -> HttpResponse:
+    """One use of my data, with the proof that its audit entry is in the public log."""
+    use = sharing_selectors.accesses_of(citizen).filter(delivery_id=delivery_id).first()
+    if use is None:
+        raise Http404
+    return render(
+        request,
+        "consent/access.html",
+        {"use": use, "inclusion": _check_inclusion(use.delivery.audit_entry_id, keys.jwks())},
+    )
