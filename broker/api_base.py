@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import TypeVar
 
+from django.db.models import Model, QuerySet
 from rest_framework import exceptions, pagination
 from rest_framework.request import Request
 
@@ -41,3 +43,12 @@ def uuid_or_none(value: object) -> uuid.UUID | None:
         return uuid.UUID(str(value))
     except ValueError:
         return None
+
+
+M = TypeVar("M", bound=Model)
+
+
+def by_id(queryset: QuerySet[M], raw_id: object) -> M | None:
+    """The row of the queryset with this UUID, or None (also for anything that is not a UUID)."""
+    wanted = uuid_or_none(raw_id)
+    return queryset.filter(pk=wanted).first() if wanted else None

@@ -7,7 +7,7 @@ sharing.delivery and, for who may do what, sharing.policy.
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import IO, Any, cast
 
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
@@ -22,7 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from broker.api_base import calling_organisation, uuid_or_none
+from broker.api_base import acting_user, by_id, calling_organisation
 from broker.errors import InvalidInput, NotFound, TiersError
 from broker.oauth.authentication import AccessTokenAuthentication
 from broker.oauth.tokens import ClientPrincipal
@@ -79,8 +79,7 @@ class DatasetList(generics.ListAPIView[Dataset]):
 
 
 def _dataset(request: Request, dataset_id: Any) -> Dataset:
-    found = policy.datasets_visible_to(request.user).select_related("holder").filter(pk=uuid_or_none(dataset_id))
-    dataset = found.first()
+    dataset = by_id(policy.datasets_visible_to(request.user).select_related("holder"), dataset_id)
     if dataset is None:
         raise NotFound("No such dataset.")
     return dataset
@@ -151,7 +150,8 @@ class UploadSerializer(serializers.ModelSerializer[Upload]):
 
 
 class UploadDetailSerializer(UploadSerializer):
-    errors = serializers.SerializerMethodField(help_text="the first 1,000 rejected lines")
+    # DRF's metaclass takes declared fields off the class, so this does not shadow Serializer.errors.
+    errors = serializers.SerializerMethodField(help_text="the first 1,000 rejected lines")  # type: ignore[assignment]
 
     class Meta(UploadSerializer.Meta):
         fields = [*UploadSerializer.Meta.fields, "errors"]
@@ -201,7 +201,7 @@ class Uploads(generics.ListAPIView[Upload]):
         upload = ingest.upload_receive(
             by=request.user,
             dataset=_dataset(request, dataset_id),
-            body=request.data,
+            body=cast(IO[bytes], request.data),
             content_type=request.content_type,
             on_error=request.query_params.get("on_error", Upload.OnError.ALL_OR_NOTHING),
             replace=request.query_params.get("replace", "false").lower() in ("1", "true", "yes"),
@@ -214,7 +214,7 @@ class UploadDetail(APIView):
     @extend_schema(responses={200: UploadDetailSerializer})
     def get(self, request: Request, dataset_id: str, upload_id: str) -> Response:
         uploads = policy.uploads_visible_to(request.user, _dataset(request, dataset_id))
-        upload = uploads.filter(pk=uuid_or_none(upload_id)).first()
+        upload = by_id(uploads, upload_id)
         if upload is None:
             raise NotFound("No such upload.")
         return Response(UploadDetailSerializer(upload).data)
@@ -225,8 +225,8 @@ class UploadDetail(APIView):
 
 class AgreementSerializer(serializers.ModelSerializer[Agreement]):
     holder = serializers.CharField(source="holder.slug", read_only=True)
-    datasets = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
-    predecessor = serializers.PrimaryKeyRelatedField(read_only=True)
+    datasets = serializers.PrimaryKeyRelatedField[Dataset](many=True, read_only=True)
+    predecessor = serializers.PrimaryKeyRelatedField[Agreement](read_only=True)
 
     class Meta:
         model = Agreement
@@ -290,7 +290,7 @@ class AgreementList(generics.ListAPIView[Agreement]):
 
 def _agreement(request: Request, agreement_id: Any) -> Agreement:
     found = policy.agreements_visible_to(request.user).select_related("holder")
-    agreement = found.filter(pk=uuid_or_none(agreement_id)).first()
+    agreement = by_id(found, agreement_id)
     if agreement is None:
         raise NotFound("No such agreement.")
     return agreement
@@ -362,13 +362,16 @@ class AgreementTerminate(APIView):
 
 class RequestItemSerializer(serializers.Serializer[Any]):
     dataset = serializers.UUIDField()
-    fields = serializers.ListField(child=serializers.CharField(max_length=100), min_length=1, max_length=200)
+    # DRF's metaclass takes declared fields off the class, so this does not shadow Serializer.fields.
+    fields = serializers.ListField(  # type: ignore[assignment]
+        child=serializers.CharField(max_length=100), min_length=1, max_length=200
+    )
 
 
 class AccessRequestSerializer(serializers.ModelSerializer[AccessRequest]):
     organisation = serializers.CharField(source="organisation.slug", read_only=True)
     holder = serializers.CharField(source="agreement.holder.slug", read_only=True)
-    grants = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    grants = serializers.PrimaryKeyRelatedField[Grant](many=True, read_only=True)
 
     class Meta:
         model = AccessRequest
@@ -425,7 +428,7 @@ class AccessRequestList(generics.ListAPIView[AccessRequest]):
 
 def _request(request: Request, request_id: Any) -> AccessRequest:
     found = policy.requests_visible_to(request.user).select_related("organisation", "agreement__holder")
-    access_request = found.filter(pk=uuid_or_none(request_id)).first()
+    access_request = by_id(found, request_id)
     if access_request is None:
         raise NotFound("No such access request.")
     return access_request
@@ -489,7 +492,7 @@ class GrantList(generics.ListAPIView[Grant]):
 
 def _grant(request: Request, grant_id: Any) -> Grant:
     found = policy.grants_visible_to(request.user).select_related("organisation", "dataset__holder", "agreement")
-    grant = found.filter(pk=uuid_or_none(grant_id)).first()
+    grant = by_id(found, grant_id)
     if grant is None:
         raise NotFound("No such grant.")
     return grant
@@ -564,8 +567,7 @@ class GrantRecords(APIView):
     )
     def get(self, request: Request, grant_id: str) -> StreamingHttpResponse:
         media_type = _stream_type(request.headers.get("Accept", ""))
-        grant = Grant.objects.select_related("dataset", "organisation", "agreement").filter(pk=uuid_or_none(grant_id))
-        found = grant.first()
+        found = by_id(Grant.objects.select_related("dataset", "organisation", "agreement"), grant_id)
         if found is None:
             raise NotFound("No such grant for this token.")
         policy.require_grant_reader(request.auth, found)
@@ -658,4 +660,4 @@ class MyAccesses(generics.ListAPIView[DeliverySubject]):
     serializer_class = AccessSerializer
 
     def get_queryset(self) -> QuerySet[DeliverySubject]:
-        return selectors.accesses_of(self.request.user)
+        return selectors.accesses_of(acting_user(self.request))

@@ -28,6 +28,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from broker import audit
+from broker.api_base import by_id
 from broker.errors import InvalidInput, NotFound
 from broker.oauth.tokens import ClientPrincipal
 from sharing import eligibility, policy, vault
@@ -261,9 +262,7 @@ def receipt_record(*, by: ClientPrincipal, compact: str) -> Delivery:
     if not client.jwks:
         raise InvalidInput("Receipts verify against the client's registered JWK Set; jwks_uri is not read yet.")
     claims = _verified_receipt(client.jwks, compact, client.client_id)
-    grant = (
-        Grant.objects.select_related("dataset", "organisation", "agreement").filter(pk=_uuid(claims["grant"])).first()
-    )
+    grant = by_id(Grant.objects.select_related("dataset", "organisation", "agreement"), claims["grant"])
     if grant is None:
         raise NotFound("No such grant for this holder.")
     policy.require_decider(by, grant)
@@ -340,13 +339,6 @@ def _record_receipt(
 
 def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _uuid(value: Any) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return None
 
 
 def _verified_receipt(client_jwks: dict[str, Any], compact: str, client_id: str) -> dict[str, Any]:

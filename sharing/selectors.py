@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db.models import OuterRef, QuerySet, Subquery
 
-from broker.api_base import uuid_or_none
+from broker.api_base import by_id
 from broker.errors import NotFound
 from broker.models import AuditEntry, User
 from broker.oauth.tokens import ClientPrincipal
@@ -15,11 +15,8 @@ from sharing.models import DeliverySubject, Grant
 
 def grant_for_holder(principal: ClientPrincipal, grant_id: Any) -> Grant:
     """A grant on the calling holder's data; any other answers not found."""
-    grant = (
-        Grant.objects.select_related("dataset", "organisation", "agreement")
-        .filter(pk=uuid_or_none(grant_id), dataset__holder=principal.caller.organisation)
-        .first()
-    )
+    grants = Grant.objects.select_related("dataset", "organisation", "agreement")
+    grant = by_id(grants.filter(dataset__holder=principal.caller.organisation), grant_id)
     if grant is None:
         raise NotFound("No such grant for this holder.")
     return grant

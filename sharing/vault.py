@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import os
 import threading
+import uuid
 from collections.abc import Iterable
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -61,7 +62,7 @@ def current_version(dataset: Dataset) -> int:
     return version
 
 
-def cipher(dataset_id: object, version: int) -> AESGCM:
+def cipher(dataset_id: uuid.UUID | str, version: int) -> AESGCM:
     """The AES-GCM cipher of one data key version."""
     cache_key = (str(dataset_id), version)
     found = _data_keys.get(cache_key)
