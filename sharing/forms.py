@@ -57,7 +57,7 @@ class PeriodMixin:
     def check_period(self, cleaned: dict[str, Any], first: str, last: str) -> None:
         if cleaned.get(first) and cleaned.get(last) and cleaned[last] < cleaned[first]:
             assert isinstance(self, forms.Form)
-            self.add_error(last, _("The last day comes after the first."))
+            self.add_error(last, _("The last day cannot be before the first."))
 
 
 # --- datasets ------------------------------------------------------------------------------------

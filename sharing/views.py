@@ -287,7 +287,12 @@ def _agreement_action(
     agreement: Agreement = _one(_agreements(user, organisation), agreement_id)
     form: SignForm | ReasonForm = ReasonForm(request.POST) if action == "terminate" else SignForm(request.POST)
     if not form.is_valid():
-        messages.error(request, _("Say why the agreement ends.") if action == "terminate" else _("Sign again."))
+        messages.error(
+            request,
+            _("Say why the agreement ends.")
+            if action == "terminate"
+            else _("Read the text in force and sign it again."),
+        )
         return redirect("sharing-agreement-detail", slug=organisation.slug, agreement_id=agreement.pk)
     try:
         if action == "sign":
