@@ -66,6 +66,7 @@ class Organisation(models.Model):
     contact_email = models.EmailField(blank=True)
     verification_state = models.CharField(max_length=10, choices=Verification.choices, default=Verification.PENDING)
     verified_at = models.DateTimeField(null=True, blank=True)
+    state_reason = models.CharField(max_length=1000, blank=True, help_text=_("why it was rejected or excluded"))
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = OrganisationQuerySet.as_manager()
@@ -120,6 +121,23 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} ({self.get_role_display()}) at {self.organisation}"
+
+
+class Invitation(models.Model):
+    """An organisation admin's invitation to join with a role, sent by e-mail; the token is stored hashed."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=Membership.Role.choices)
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+
+    def __str__(self) -> str:
+        return f"invitation of {self.email} to {self.organisation}"
 
 
 class OutboxEvent(models.Model):
@@ -302,18 +320,24 @@ class Checkpoint(models.Model):
 
 
 # The OAuth server's models live in their own module; importing them here registers them.
+from broker.dga.models import AnnualReport, Incident, IncidentNotice, OperatorProfile  # noqa: E402
 from broker.oauth.models import IssuedToken, OAuthClient, UsedAssertion  # noqa: E402
 
 __all__ = [
     "APPEND_ONLY",
+    "AnnualReport",
     "AuditBody",
     "AuditEntry",
     "Checkpoint",
+    "Incident",
+    "IncidentNotice",
+    "Invitation",
     "IssuedToken",
     "LogHead",
     "Membership",
     "MerkleNode",
     "OAuthClient",
+    "OperatorProfile",
     "Organisation",
     "OutboxEvent",
     "SigningKey",

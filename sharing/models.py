@@ -324,6 +324,21 @@ class Grant(models.Model):
         return settings.TIERS_BASE_URL
 
 
+class ProcessingResult(models.Model):
+    """What a grant's data served, as its data user reports it once the grant ends (feeds Art. 20(2))."""
+
+    grant = models.OneToOneField(Grant, on_delete=models.PROTECT, related_name="result")
+    summary = models.TextField(help_text=_("what the data served, in plain words"))
+    outputs = models.JSONField(default=list, blank=True, help_text=_("links to published results, if any"))
+    data_deleted = models.BooleanField(help_text=_("the data user confirms it deleted the data it received"))
+    filed_by = models.CharField(max_length=64)
+    filed_at = models.DateTimeField(default=timezone.now)
+    audit_entry_id = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"results of {self.grant_id}"
+
+
 class PseudonymKey(models.Model):
     """The secret behind one reading organisation's pseudonyms, wrapped by TIERS_KEK."""
 

@@ -27,7 +27,7 @@ from broker.oauth import tokens
 from broker.policy import OrgAction, Principal
 from consent.models import ConsentModule
 from sharing import eligibility, policy, vault
-from sharing.models import AccessRequest, Agreement, Dataset, Grant, Record
+from sharing.models import AccessRequest, Agreement, Dataset, Grant, ProcessingResult, Record
 from sharing.schemas import checked_schema
 from sharing.vocabulary import CONDITION_DEFAULTS, GENERAL_INTEREST_PURPOSES
 
@@ -607,6 +607,35 @@ def _end_grants(grants: QuerySet[Grant], *, by: Principal, reason: str, follow_a
     if ended:
         tokens.invalidate_liveness()
     return ended
+
+
+def results_file(
+    *, by: Principal, grant: Grant, summary: str, data_deleted: bool, outputs: Sequence[str] = ()
+) -> ProcessingResult:
+    """The data user reports what the data served, once the grant has ended (it feeds the annual report)."""
+    policy.require_org(by, OrgAction.REQUEST_ACCESS, grant.organisation)
+    if len(summary.strip()) < MIN_JUSTIFICATION:
+        raise InvalidInput(f"Say what the data served, in {MIN_JUSTIFICATION} characters or more.")
+    with transaction.atomic():
+        grant = Grant.objects.select_for_update().get(pk=grant.pk)
+        if grant.is_active():
+            raise Conflict("Results are filed once the grant has ended (expired or revoked).")
+        if ProcessingResult.objects.filter(grant=grant).exists():
+            raise Conflict("The results of this grant were filed already.")
+        entry = audit.record(
+            verb="grant.results_filed",
+            actor=policy.actor_of(by),
+            subject=grant,
+            details={"data_deleted": data_deleted, "outputs": len(outputs)},
+        )
+        return ProcessingResult.objects.create(
+            grant=grant,
+            summary=summary.strip(),
+            outputs=list(outputs),
+            data_deleted=data_deleted,
+            filed_by=audit.actor_ref(policy.actor_of(by)),
+            audit_entry_id=entry.pk,
+        )
 
 
 def as_items(raw: Sequence[Mapping[str, Any]], datasets: Mapping[str, Dataset]) -> list[RequestItem]:
