@@ -17,6 +17,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("organisations/", api.OrganisationList.as_view(), name="organisation-list"),
     path("organisations/me", api.OrganisationMe.as_view(), name="organisation-me"),
     path("audit/", include("broker.audit.urls")),
+    path("", include("broker.dga.urls_api")),
     path("", include("consent.urls_api")),
     path("", include("sharing.urls_api")),
     path("clients/", oauth_api.ClientList.as_view(), name="client-list"),
@@ -36,6 +37,9 @@ urlpatterns = [
     path("accounts/verify/<str:uidb64>/<str:token>/", accounts.verify_email, name="citizen-verify"),
     path("accounts/", include("django.contrib.auth.urls")),  # password reset and change
     path("i18n/", include("django.conf.urls.i18n")),
+    path("transparency/", include("broker.dga.urls")),
+    path("operator/", include("broker.workspace.urls")),
+    path("join/", include("broker.onboarding.urls")),
     path("org/", views.organisation_index, name="organisation-index"),
     path("org/<slug:slug>/", views.organisation_detail, name="organisation-detail"),
     path("org/<slug:slug>/clients/", oauth_portal.client_list, name="client-portal-list"),

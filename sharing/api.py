@@ -28,7 +28,16 @@ from broker.oauth.authentication import AccessTokenAuthentication
 from broker.oauth.tokens import ClientPrincipal
 from consent.policy import IsCitizen
 from sharing import delivery, ingest, policy, selectors, services
-from sharing.models import AccessRequest, Agreement, Dataset, DeliverySubject, Grant, Upload, UploadError
+from sharing.models import (
+    AccessRequest,
+    Agreement,
+    Dataset,
+    DeliverySubject,
+    Grant,
+    ProcessingResult,
+    Upload,
+    UploadError,
+)
 
 # --- datasets ------------------------------------------------------------------------------------
 
@@ -515,6 +524,36 @@ class GrantRevoke(APIView):
             by=request.user, grant=_grant(request, grant_id), reason=wanted.validated_data["reason"]
         )
         return Response(GrantSerializer(grant).data)
+
+
+class ResultsFiling(serializers.Serializer[Any]):
+    summary = serializers.CharField(max_length=10_000, help_text="what the data served, in plain words")
+    data_deleted = serializers.BooleanField(help_text="you deleted the data you received")
+    outputs = serializers.ListField(child=serializers.URLField(), max_length=50, default=list)
+
+
+class ResultsSerializer(serializers.ModelSerializer[ProcessingResult]):
+    class Meta:
+        model = ProcessingResult
+        fields = ["grant", "summary", "outputs", "data_deleted", "filed_by", "filed_at"]
+
+
+class GrantResults(APIView):
+    """Once a grant has ended, its data user files what the data served (it feeds the annual report)."""
+
+    @extend_schema(responses={200: ResultsSerializer})
+    def get(self, request: Request, grant_id: str) -> Response:
+        result = ProcessingResult.objects.filter(grant=_grant(request, grant_id)).first()
+        if result is None:
+            raise NotFound("No results filed for this grant yet.")
+        return Response(ResultsSerializer(result).data)
+
+    @extend_schema(request=ResultsFiling, responses={201: ResultsSerializer})
+    def post(self, request: Request, grant_id: str) -> Response:
+        wanted = ResultsFiling(data=request.data)
+        wanted.is_valid(raise_exception=True)
+        result = services.results_file(by=request.user, grant=_grant(request, grant_id), **wanted.validated_data)
+        return Response(ResultsSerializer(result).data, status=status.HTTP_201_CREATED)
 
 
 class NotAcceptable(TiersError):

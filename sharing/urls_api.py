@@ -27,6 +27,7 @@ urlpatterns = [
     path("grants/<str:grant_id>", api.GrantDetail.as_view(), name="grant-detail"),
     path("grants/<str:grant_id>/revoke", api.GrantRevoke.as_view(), name="grant-revoke"),
     path("grants/<str:grant_id>/records", api.GrantRecords.as_view(), name="grant-records"),
+    path("grants/<str:grant_id>/results", api.GrantResults.as_view(), name="grant-results"),
     path("decisions", api.Decisions.as_view(), name="decisions"),
     path("decisions/receipts", api.Receipts.as_view(), name="decision-receipts"),
     path("me/accesses/", api.MyAccesses.as_view(), name="my-accesses"),

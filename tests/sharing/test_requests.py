@@ -227,3 +227,23 @@ def test_agreement_terms_are_checked(holder_admin: User, holder: Organisation, t
         services.agreement_propose(by=holder_admin, holder=holder, terms=terms([trips], purposes=["dpv:Marketing"]))
     with pytest.raises(InvalidInput, match="consent modules"):
         services.agreement_propose(by=holder_admin, holder=holder, terms=terms([trips], consent_modules=[]))
+
+
+def test_results_are_filed_once_by_the_data_user_after_the_grant_ends(
+    agreement: Agreement, trips: Dataset, user_admin: User, data_user: Organisation, holder_admin: User
+) -> None:
+    from sharing.models import ProcessingResult
+
+    grant = submit(user_admin, data_user, trips).grants.get()
+    summary = "The trips showed where a new tram stop would serve the most residents; published in the 2027 plan."
+    with pytest.raises(Conflict):  # not while the grant runs
+        services.results_file(by=user_admin, grant=grant, summary=summary, data_deleted=True)
+    services.grant_revoke(by=holder_admin, grant=grant, reason="the study ended")
+    with pytest.raises(NotFound):  # the holder does not file in the data user's name
+        services.results_file(by=holder_admin, grant=grant, summary=summary, data_deleted=True)
+    with pytest.raises(InvalidInput):
+        services.results_file(by=user_admin, grant=grant, summary="done", data_deleted=True)
+    services.results_file(by=user_admin, grant=grant, summary=summary, data_deleted=True)
+    assert ProcessingResult.objects.get(grant=grant).data_deleted is True
+    with pytest.raises(Conflict):
+        services.results_file(by=user_admin, grant=grant, summary=summary, data_deleted=True)

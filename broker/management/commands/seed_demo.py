@@ -14,6 +14,7 @@ from django.db import transaction
 from broker import services
 from broker.audit import sequencer
 from broker.demo import demo_clients
+from broker.dga.profile import seed_demo_profile
 from broker.models import Membership, Organisation, User
 from consent.demo import seed_consents
 from consent.models import CitizenProfile
@@ -54,6 +55,7 @@ class Command(BaseCommand):
         data_users: dict[str, tuple[Organisation, User]] = {}
         citizens: list[User] = []
         with transaction.atomic():
+            seed_demo_profile()
             operator = self._user("operator", known, is_staff=True, is_superuser=True)
             users.append(self._entry(operator, known, "operator", None))
             for slug, name, kind, siren, contact, recipient_category in ORGANISATIONS:

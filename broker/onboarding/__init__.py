@@ -1,0 +1,1 @@
+"""Organisation onboarding: applications, verification or rejection, and invitations."""

@@ -1,0 +1,1 @@
+"""The operators' workspace: countersigning, ethics review, exclusions and incidents."""
