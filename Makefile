@@ -38,6 +38,10 @@ install: $(VENV)/.installed
 		echo "setup: installing gettext (msgfmt compiles translations)" && apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gettext >/dev/null; } || \
 		{ echo "setup: ERROR: msgfmt not found; install gettext" >&2; exit 1; }
+	@$(PY) -c 'import weasyprint' 2>/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		echo "setup: installing Pango (WeasyPrint renders the PDF reports with it)" && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core >/dev/null; } || \
+		echo "setup: WARNING: WeasyPrint cannot load Pango: PDF reports answer 503 until libpango-1.0-0 is installed" >&2
 
 install-dev: install $(VENV)/.installed-dev
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
+from django.db import models, transaction
 from django.db.models import QuerySet
+from django.forms import ModelForm
 from django.http import HttpRequest
 
-from broker import services
+from broker import audit, services
+from broker.dga.models import OperatorProfile
 from broker.models import Membership, Organisation, OutboxEvent, User
 
 admin.site.site_header = "Tiers operators"
@@ -50,3 +53,28 @@ class OutboxEventAdmin(admin.ModelAdmin[OutboxEvent]):
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+@admin.register(OperatorProfile)
+class OperatorProfileAdmin(admin.ModelAdmin[OperatorProfile]):
+    """Tiers' own DGA registration, shown at /transparency/ and /api/v1/register: one row."""
+
+    list_display = ["legal_name", "role", "registration_number", "status", "registered_at"]
+    readonly_fields = ["updated_at"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return not OperatorProfile.objects.exists()
+
+    def save_model(
+        self, request: HttpRequest, obj: OperatorProfile, form: ModelForm[OperatorProfile], change: bool
+    ) -> None:
+        # The public register changes here: the log keeps which fields changed and the status that results.
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            audit.record(
+                verb="dga.profile_updated" if change else "dga.profile_recorded",
+                actor=request.user,  # type: ignore[arg-type]
+                subject=obj,
+                details={"changed": sorted(form.changed_data), "status": obj.status},
+            )

@@ -185,6 +185,12 @@ TIERS_UPLOAD_DIR = env.str("TIERS_UPLOAD_DIR", default=str(BASE_DIR / "var" / "u
 # The largest upload accepted, in bytes (a request beyond it is refused with 413).
 TIERS_UPLOAD_MAX_BYTES = env.int("TIERS_UPLOAD_MAX_BYTES", default=1 << 30)
 
+# --- The DGA registration -----------------------------------------------------
+
+# The official SVG of the common logo of Commission Implementing Regulation (EU) 2023/1622,
+# downloaded from the Commission; empty: the public pages show the prescribed text label instead.
+TIERS_DGA_LOGO_FILE = env.str("TIERS_DGA_LOGO_FILE", default="")
+
 # --- OAuth 2.0 ----------------------------------------------------------------
 
 if not SERVED_OVER_HTTPS:
