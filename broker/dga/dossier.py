@@ -26,8 +26,13 @@ CONSENT_METHOD = (
     " Tiers portal, on modules shaped like the European data altruism consent form; each consent is an"
     " ISO/IEC TS 27560 record with a signed receipt, and is withdrawn in one click (GDPR Art. 7(3))."
 )
-# Art. 19(4) items the operator profile does not record yet: the dossier says so rather than guess.
-NOT_RECORDED = ["legal_form", "statutes", "main_sources_of_income", "contact_person"]
+# What Art. 19(4) asks that an operator may not have filled in yet: named, to be completed.
+REQUIRED_FIELDS = {
+    "legal_form": "legal_form",
+    "statutes": "statutes_url",
+    "main_sources_of_income": "income_sources",
+    "contact_person": "contact_person",
+}
 
 
 def agreements_now() -> list[Agreement]:
@@ -117,6 +122,9 @@ def technical_means() -> dict[str, Any]:
 def _identity(profile: OperatorProfile) -> dict[str, Any]:
     return {
         "name": profile.legal_name,
+        "legal_form": profile.legal_form,
+        "statutes": profile.statutes_url,
+        "main_sources_of_income": profile.income_sources,
         "legal_status": {
             "registration_status": profile.status,
             "registered_at": profile.registered_at.isoformat() if profile.registered_at else None,
@@ -129,7 +137,7 @@ def _identity(profile: OperatorProfile) -> dict[str, Any]:
         },
         "main_establishment": {"address": profile.address, "country": profile.country},
         "website": profile.website,
-        "contact": {"email": profile.contact_email},
+        "contact": {"email": profile.contact_email, "person": profile.contact_person},
     }
 
 
@@ -157,7 +165,7 @@ def dossier() -> dict[str, Any]:
             "non_personal_datasets": sum(1 for d in datasets if not d["personal"]),
         },
         "technical_means": technical_means(),
-        "not_recorded": NOT_RECORDED,
+        "not_recorded": [name for name, attribute in REQUIRED_FIELDS.items() if not getattr(profile, attribute)],
     }
     activities = {
         "datasets": datasets,
