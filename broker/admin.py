@@ -11,6 +11,7 @@ from django.http import HttpRequest
 
 from broker import audit, services
 from broker.dga.models import OperatorProfile
+from broker.errors import TiersError
 from broker.models import Membership, Organisation, OutboxEvent, User
 
 admin.site.site_header = "Tiers operators"
@@ -37,9 +38,15 @@ class OrganisationAdmin(admin.ModelAdmin[Organisation]):
 
     @admin.action(description="Verify the selected organisations")
     def verify(self, request: HttpRequest, queryset: QuerySet[Organisation]) -> None:
+        verified = 0
         for organisation in queryset:
-            services.organisation_verify(actor=request.user, organisation=organisation)  # type: ignore[arg-type]
-        messages.success(request, f"{queryset.count()} organisation(s) verified.")
+            try:
+                services.organisation_verify(actor=request.user, organisation=organisation)  # type: ignore[arg-type]
+            except TiersError as exc:
+                messages.error(request, f"{organisation.slug}: {exc.detail}")
+            else:
+                verified += 1
+        messages.success(request, f"{verified} organisation(s) verified.")
 
 
 @admin.register(OutboxEvent)

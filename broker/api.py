@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics, serializers
-from rest_framework.permissions import AllowAny
+from rest_framework import generics, serializers, status
+from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from broker import policy, selectors, services
 from broker.api_base import CursorPagination, acting_user, calling_organisation
+from broker.errors import InvalidInput
 from broker.models import Membership, Organisation
 from broker.policy import OrgAction
 
@@ -59,13 +60,52 @@ class BySlug(CursorPagination):
     ordering = "slug"
 
 
-class OrganisationList(generics.ListAPIView[Organisation]):
-    """The public register of verified organisations."""
+class OrganisationApplication(serializers.Serializer[Any]):
+    """What a person applying for their organisation gives; the service checks the rules."""
 
-    permission_classes = [AllowAny]
+    slug = serializers.CharField(max_length=64)
+    name = serializers.CharField(max_length=200)
+    legal_identifier = serializers.CharField(max_length=64)
+    identifier_scheme = serializers.ChoiceField(choices=Organisation.IdentifierScheme.choices)
+    country = serializers.CharField(max_length=2, min_length=2)
+    kind = serializers.ChoiceField(choices=Organisation.Kind.choices)
+    recipient_category = serializers.CharField(max_length=16, required=False, default="", allow_blank=True)
+    contact_email = serializers.EmailField()
+
+
+class OrganisationAppliedSerializer(OrganisationPublicSerializer):
+    class Meta(OrganisationPublicSerializer.Meta):
+        fields = [*OrganisationPublicSerializer.Meta.fields, "contact_email", "verification_state"]
+
+
+def invalid_input(errors: Any) -> InvalidInput:
+    """A serializer's errors as the 422 problem every creating API answers for bad input."""
+    flat = [
+        {"field": field, "detail": str(detail)}
+        for field, details in (errors.items() if isinstance(errors, dict) else [("", errors)])
+        for detail in (details if isinstance(details, list) else [details])
+    ]
+    return InvalidInput("See `errors` for what to correct.", errors=flat)
+
+
+class OrganisationList(generics.ListAPIView[Organisation]):
+    """The public register of verified organisations; a logged-in person applies for theirs with POST."""
+
     serializer_class = OrganisationPublicSerializer
     queryset = selectors.organisation_public_list()
     pagination_class = BySlug
+
+    def get_permissions(self) -> list[BasePermission]:
+        return [IsAuthenticated()] if self.request.method == "POST" else [AllowAny()]
+
+    @extend_schema(request=OrganisationApplication, responses={201: OrganisationAppliedSerializer})
+    def post(self, request: Request) -> Response:
+        """Apply: the organisation waits for an operator's verification, with the caller as its admin."""
+        application = OrganisationApplication(data=request.data)
+        if not application.is_valid():
+            raise invalid_input(application.errors)
+        organisation = services.organisation_apply(actor=acting_user(request), **application.validated_data)
+        return Response(OrganisationAppliedSerializer(organisation).data, status=status.HTTP_201_CREATED)
 
 
 ORGANISATION_PARAM = OpenApiParameter(

@@ -191,6 +191,9 @@ TIERS_UPLOAD_MAX_BYTES = env.int("TIERS_UPLOAD_MAX_BYTES", default=1 << 30)
 # downloaded from the Commission; empty: the public pages show the prescribed text label instead.
 TIERS_DGA_LOGO_FILE = env.str("TIERS_DGA_LOGO_FILE", default="")
 
+# Operators' workspace: ask for a second factor after the login form (the factor itself is to come).
+TIERS_OPERATOR_2FA_REQUIRED = env.bool("TIERS_OPERATOR_2FA_REQUIRED", default=False)
+
 # --- OAuth 2.0 ----------------------------------------------------------------
 
 if not SERVED_OVER_HTTPS:

@@ -568,6 +568,18 @@ def _decide(access_request: AccessRequest, *, approve: bool, actor: Any, reason:
     return grants
 
 
+def access_requests_close(*, by: Principal, organisation: Organisation, reason: str) -> int:
+    """An operator rejects every pending request of an organisation (on its exclusion), each audited."""
+    policy.require_operator(by)
+    with transaction.atomic():
+        pending = AccessRequest.objects.select_for_update().filter(
+            organisation=organisation, state=AccessRequest.State.PENDING
+        )
+        for access_request in pending:
+            _decide(access_request, approve=False, actor=policy.actor_of(by), reason=reason)
+        return len(pending)
+
+
 # --- grants --------------------------------------------------------------------------------------
 
 

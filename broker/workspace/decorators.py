@@ -1,0 +1,67 @@
+"""Who reaches the operators' workspace: logged-in operators only, and, when required, with a second factor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Concatenate, ParamSpec
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.http import urlencode
+
+from broker.models import User
+
+P = ParamSpec("P")
+# Set in the session by the second-factor check once it exists (see docs/operations-workspace.md).
+SECOND_FACTOR_SESSION_KEY = "tiers_2fa_verified"
+
+
+def second_factor_required() -> bool:
+    return bool(getattr(settings, "TIERS_OPERATOR_2FA_REQUIRED", False))
+
+
+def second_factor_missing(request: HttpRequest) -> bool:
+    return second_factor_required() and not request.session.get(SECOND_FACTOR_SESSION_KEY, False)
+
+
+def _operator(request: HttpRequest) -> User:
+    """The operator behind the request; 404 to everyone else, so the workspace does not show it exists."""
+    user = request.user
+    if not isinstance(user, User) or not user.is_operator:
+        raise Http404("Not found.")
+    return user
+
+
+def operator_required(
+    view: Callable[Concatenate[HttpRequest, User, P], HttpResponse],
+) -> Callable[Concatenate[HttpRequest, P], HttpResponse]:
+    """Log in first; operators get the page (with the operator as second argument), anyone else a 404.
+
+    When TIERS_OPERATOR_2FA_REQUIRED is on, an operator whose session has not
+    passed the second factor is sent to the second-factor page first.
+    """
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
+        operator = _operator(request)
+        if second_factor_missing(request):
+            return redirect(f"{reverse('workspace-second-factor')}?{urlencode({'next': request.path})}")
+        return view(request, operator, *args, **kwargs)
+
+    return login_required(wrapped)
+
+
+def operator_only(
+    view: Callable[Concatenate[HttpRequest, User, P], HttpResponse],
+) -> Callable[Concatenate[HttpRequest, P], HttpResponse]:
+    """Like operator_required, without the second factor: for the second-factor page itself."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
+        return view(request, _operator(request), *args, **kwargs)
+
+    return login_required(wrapped)
