@@ -18,8 +18,9 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
+import orjson
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -68,21 +69,20 @@ def open_read(grant: Grant) -> Read:
         raise NotFound("This grant's data is served by the holder's API, not by Tiers.")
     with transaction.atomic():
         delivery = Delivery(grant=grant, kind=Delivery.Kind.HOSTED, records=0, subjects=0, subjects_digest="")
-        secret = vault.pseudonym_key(grant.organisation_id)
+        included: list[Included] = []
         if dataset.is_personal:
+            secret = vault.pseudonym_key(grant.organisation_id)
+            counts = dict(_records_per_subject(dataset.pk))
             links = eligibility.consenting_links(use_of(grant)).values_list("subject_ref", "citizen_id")
             included = [
-                DeliverySubject(
-                    delivery=delivery,
-                    subject_ref=subject_ref,
-                    citizen_id=citizen_id,
-                    pseudonym=vault.pseudonym(secret, dataset.holder_id, subject_ref),
-                )
-                for subject_ref, citizen_id in links.iterator(chunk_size=5000)
+                Included(ref, citizen_id, vault.pseudonym(secret, dataset.holder_id, ref), counts.get(ref, 0))
+                for ref, citizen_id in links.iterator(chunk_size=10_000)
             ]
             delivery.subjects = len(included)
             delivery.subjects_digest = vault.subjects_digest(subject.pseudonym for subject in included)
-        delivery.records = _count(grant, delivery, included if dataset.is_personal else None)
+            delivery.records = sum(subject.records for subject in included)
+        else:
+            delivery.records = dataset.records.count()
         entry = audit.record(
             verb="grant.read",
             actor=f"organisation:{grant.organisation.slug}",
@@ -97,25 +97,35 @@ def open_read(grant: Grant) -> Read:
         )
         delivery.audit_entry_id = entry.pk
         delivery.save(force_insert=True)
-        if dataset.is_personal:
-            DeliverySubject.objects.bulk_create(included, batch_size=5000)
+        _write_included(delivery, included)
     return Read(delivery=delivery, grant=grant, fields=list(grant.fields))
 
 
-def _count(grant: Grant, delivery: Delivery, included: list[DeliverySubject] | None) -> int:
-    """How many records the read delivers (counted before the subjects are written)."""
-    records = grant.dataset.records
-    if included is None:
-        return records.count()
-    # Counting per subject avoids sending tens of thousands of references back in one query.
-    counts: dict[str, int] = {}
-    for subject_ref, number in _records_per_subject(grant.dataset_id):
-        counts[subject_ref] = number
-    total = 0
-    for subject in included:
-        subject.records = counts.get(subject.subject_ref, 0)
-        total += subject.records
-    return total
+class Included(NamedTuple):
+    """A subject a read includes: the holder's reference, the citizen, the pseudonym, how many records."""
+
+    subject_ref: str
+    citizen_id: int | None
+    pseudonym: str
+    records: int
+
+
+def _write_included(delivery: Delivery, included: list[Included]) -> None:
+    """Record who the read includes: COPY on PostgreSQL (tens of thousands of rows), batches elsewhere."""
+    if connection.vendor == "postgresql":
+        columns = "delivery_id, subject_ref, citizen_id, pseudonym, records"
+        with (
+            connection.cursor() as cursor,
+            cursor.cursor.copy(f"COPY sharing_deliverysubject ({columns}) FROM STDIN") as copy,
+        ):
+            for subject in included:
+                copy.write_row(
+                    (delivery.pk, subject.subject_ref, subject.citizen_id, subject.pseudonym, subject.records)
+                )
+        return
+    DeliverySubject.objects.bulk_create(
+        (DeliverySubject(delivery=delivery, **subject._asdict()) for subject in included), batch_size=5000
+    )
 
 
 def _records_per_subject(dataset_id: uuid.UUID) -> Iterable[tuple[str, int]]:
@@ -164,7 +174,7 @@ def _records(read: Read) -> Iterator[dict[str, Any]]:
         if aead is None:
             aead = ciphers[version] = vault.cipher(dataset_id, version)
         sealed = bytes(payload)
-        values = json.loads(aead.decrypt(sealed[:12], sealed[12:], prefix + subject_ref.encode()))
+        values = orjson.loads(aead.decrypt(sealed[:12], sealed[12:], prefix + subject_ref.encode()))
         record = {"subject_pseudonym": pseudonym} if personal else {}
         for name in fields:
             record[name] = values.get(name)
@@ -173,18 +183,20 @@ def _records(read: Read) -> Iterator[dict[str, Any]]:
 
 def stream_jsonl(read: Read) -> Iterator[bytes]:
     """The read as JSON Lines, in chunks of about 64 KiB."""
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    buffer: list[str] = []
+    dumps = orjson.dumps
+    buffer: list[bytes] = []
     size = 0
     for record in _records(read):
         line = dumps(record)
         buffer.append(line)
         size += len(line) + 1
         if size >= FLUSH_BYTES:
-            yield ("\n".join(buffer) + "\n").encode()
+            buffer.append(b"")
+            yield b"\n".join(buffer)
             buffer, size = [], 0
     if buffer:
-        yield ("\n".join(buffer) + "\n").encode()
+        buffer.append(b"")
+        yield b"\n".join(buffer)
 
 
 def stream_csv(read: Read) -> Iterator[bytes]:

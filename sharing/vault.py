@@ -9,7 +9,6 @@ longer opens.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import os
@@ -117,13 +116,12 @@ def pseudonym_key(organisation: Organisation | int) -> bytes:
 
 
 def pseudonym(secret: bytes, holder_id: int, subject_ref: str) -> str:
-    """A subject's pseudonym for one reading organisation: HMAC-SHA-256, base32, no padding.
+    """A subject's pseudonym for one reading organisation: HMAC-SHA-256, its first 128 bits in hex.
 
     Stable for that organisation, unrelated across organisations (each has its own
     secret), and not reversible without Tiers' records of who was included.
     """
-    digest = hmac.new(secret, f"{holder_id}\x00{subject_ref}".encode(), hashlib.sha256).digest()
-    return base64.b32encode(digest[:PSEUDONYM_BYTES]).decode().rstrip("=").lower()
+    return hmac.digest(secret, f"{holder_id}\x00{subject_ref}".encode(), "sha256")[:PSEUDONYM_BYTES].hex()
 
 
 def subjects_digest(pseudonyms: Iterable[str]) -> str:
