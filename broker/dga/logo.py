@@ -29,7 +29,7 @@ LABEL_ARTICLES: dict[str, str] = {
 def label(role: str) -> str:
     """The words the regulation prescribes for the role, in the reader's language."""
     if role == OperatorProfile.Role.INTERMEDIATION:
-        return _("EU recognised data intermediation service")
+        return _("Data intermediation services provider recognised in the Union")
     return _("Data altruism organisation recognised in the Union")
 
 

@@ -45,7 +45,7 @@ PAGES = ["/transparency/", "/transparency/agreements/", "/transparency/grants/",
          "/transparency/reports/"]  # fmt: skip
 LOGO_SVG = b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><rect width="10" height="10"/></svg>'
 ALTRUISM_LABEL = "Data altruism organisation recognised in the Union"
-INTERMEDIATION_LABEL = "EU recognised data intermediation service"
+INTERMEDIATION_LABEL = "Data intermediation services provider recognised in the Union"
 
 
 @pytest.fixture(autouse=True)
