@@ -80,7 +80,9 @@ def incident_record(
 def incident_recipients(incident: Incident) -> tuple[list[int], list[int]]:
     """Whom the incident concerns: the holders of its grants' datasets, and (personal data) the citizens included."""
     grants = incident.grants.all()
-    holders = sorted(set(grants.values_list("dataset__holder_id", flat=True)))
+    # The organisation at fault is not told of its own incident as if it were a victim.
+    at_fault = incident.organisation_id
+    holders = sorted(set(grants.values_list("dataset__holder_id", flat=True)) - {at_fault})
     citizens: list[int] = []
     if incident.personal_data:
         included = DeliverySubject.objects.filter(delivery__grant__in=grants, citizen__isnull=False)

@@ -33,6 +33,7 @@ class OrgAction(StrEnum):
     REVIEW_REQUESTS = "review_requests"  # approve or reject requests for the holder's data
     REVOKE_GRANTS = "revoke_grants"  # end grants on the holder's data
     DECIDE = "decide"  # a federated holder's API asks which subjects may be included
+    MANAGE_WEBHOOKS = "manage_webhooks"  # endpoints, deliveries, replays, deletion attestations
     VERIFY = "verify"  # verify, reject or exclude: the operator's call alone
 
 
@@ -51,6 +52,7 @@ MEMBER_RULES: dict[str, frozenset[OrgAction]] = {
             OrgAction.REQUEST_ACCESS,
             OrgAction.REVIEW_REQUESTS,
             OrgAction.REVOKE_GRANTS,
+            OrgAction.MANAGE_WEBHOOKS,
         }
     ),
     Role.DATA_STEWARD: frozenset(
@@ -64,9 +66,18 @@ MEMBER_RULES: dict[str, frozenset[OrgAction]] = {
     ),
     Role.REVIEWER: frozenset({OrgAction.VIEW_PRIVATE, OrgAction.REVIEW_REQUESTS}),
 }
-# Operators act on every organisation, but never in its place: they do not sign a holder's
-# agreements, request access for a data user, or answer as a holder's API.
-OPERATOR_RULES = frozenset(OrgAction) - {OrgAction.SIGN_AGREEMENTS, OrgAction.REQUEST_ACCESS, OrgAction.DECIDE}
+# Operators act on every organisation, but never in its place: they do not manage a holder's
+# datasets, issue its link codes or publish its consent modules (an operator could otherwise link
+# an account of its own to a real customer's reference), sign its agreements, request access for
+# a data user, or answer as a holder's API.
+OPERATOR_RULES = frozenset(OrgAction) - {
+    OrgAction.MANAGE_DATASETS,
+    OrgAction.ISSUE_LINK_CODES,
+    OrgAction.PUBLISH_CONSENT_MODULES,
+    OrgAction.SIGN_AGREEMENTS,
+    OrgAction.REQUEST_ACCESS,
+    OrgAction.DECIDE,
+}
 # action -> the token scope an organisation's OAuth client needs for it (absent: clients may not)
 CLIENT_SCOPES: dict[OrgAction, str] = {
     OrgAction.VIEW_PRIVATE: "organisation",
@@ -75,6 +86,7 @@ CLIENT_SCOPES: dict[OrgAction, str] = {
     OrgAction.MANAGE_DATASETS: "datasets",
     OrgAction.REQUEST_ACCESS: "access_requests",
     OrgAction.DECIDE: "decisions",
+    OrgAction.MANAGE_WEBHOOKS: "webhooks",
 }
 
 

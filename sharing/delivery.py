@@ -34,6 +34,7 @@ from broker.errors import InvalidInput, NotFound
 from broker.oauth.tokens import ClientPrincipal
 from sharing import eligibility, policy, vault
 from sharing.models import Dataset, Delivery, DeliverySubject, Grant
+from sharing.schemas import FORMULA_STARTS
 
 FETCH_ROWS = 2000
 FLUSH_BYTES = 1 << 16
@@ -156,10 +157,21 @@ def _rows(read: Read) -> Iterator[tuple[str, str, int, bytes]]:
         ids = [read.delivery.pk.hex if sqlite else read.delivery.pk, *ids]
     else:
         query = _STREAM_ALL
-    with transaction.atomic(), connection.chunked_cursor() as cursor:
-        cursor.execute(query, ids)
-        while rows := cursor.fetchmany(FETCH_ROWS):
-            yield from rows
+    with transaction.atomic():
+        if sqlite:
+            with connection.chunked_cursor() as cursor:
+                cursor.execute(query, ids)
+                while rows := cursor.fetchmany(FETCH_ROWS):
+                    yield from rows
+            return
+        # A binary server-side cursor: rows arrive 2,000 at a time, bytea without hex decoding.
+        connection.ensure_connection()
+        raw = connection.connection
+        with raw.cursor(name=f"delivery_{read.delivery.pk.hex}", binary=True) as cursor:
+            cursor.itersize = FETCH_ROWS
+            cursor.execute(query, ids)
+            while rows := cursor.fetchmany(FETCH_ROWS):
+                yield from rows
 
 
 def _records(read: Read) -> Iterator[dict[str, Any]]:
@@ -204,7 +216,7 @@ def stream_csv(read: Read) -> Iterator[bytes]:
     columns = (["subject_pseudonym"] if read.grant.dataset.is_personal else []) + read.fields
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
+    writer.writerow([_csv_cell(column) for column in columns])
     for record in _records(read):
         writer.writerow([_csv_cell(record.get(column)) for column in columns])
         if out.tell() >= FLUSH_BYTES:
@@ -215,7 +227,7 @@ def stream_csv(read: Read) -> Iterator[bytes]:
 
 
 def _csv_cell(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    if isinstance(value, str) and value[:1] in FORMULA_STARTS:
         return "'" + value  # OWASP CSV injection: never let a cell start a formula
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False)
@@ -349,8 +361,11 @@ def _record_receipt(
     return delivery
 
 
+MAX_COUNT = 2**53  # what any JSON reader keeps exact, well inside a bigint
+
+
 def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT
 
 
 def _verified_receipt(client_jwks: dict[str, Any], compact: str, client_id: str) -> dict[str, Any]:

@@ -179,7 +179,9 @@ class _Rejected(Exception):
 def ingest(upload_id: str) -> Upload:
     """Check and load one upload (an outbox handler; safe to run again)."""
     with transaction.atomic():
-        upload = Upload.objects.select_for_update().select_related("dataset").get(pk=upload_id)
+        # Locks the dataset's row too: two loads of one dataset (a replace, a key rotation's
+        # re-encryption aside) never interleave.
+        upload = Upload.objects.select_for_update(of=("self", "dataset")).select_related("dataset").get(pk=upload_id)
         if upload.state != Upload.State.RECEIVED:
             return upload
         dataset = upload.dataset
@@ -246,7 +248,7 @@ def _load(upload: Upload, dataset: Dataset, errors: list[UploadError], counts: d
                     continue
                 values, problems = reader.read(raw)
                 subject = values.get(key_field) if key_field else ""
-                if key_field and not problems and (not isinstance(subject, str) or not subject.strip()):
+                if key_field and not problems and (subject is None or not str(subject).strip()):
                     problems.append((key_field, f"{key_field}: the subject key is empty"))
                 if problems:
                     refuse(line, problems[0][0], "; ".join(reason for _, reason in problems))

@@ -19,7 +19,10 @@ from broker.oauth.tokens import ClientPrincipal
 from broker.policy import OrgAction, Principal
 from sharing.models import AccessRequest, Agreement, Dataset, Grant, Upload
 
-PUBLIC_AGREEMENT_STATES = (Agreement.State.ACTIVE, Agreement.State.SUPERSEDED, Agreement.State.TERMINATED)
+# Public once countersigned: in force, superseded, or ended after coming into force (never drafts).
+PUBLIC_AGREEMENTS = Q(state__in=(Agreement.State.ACTIVE, Agreement.State.SUPERSEDED)) | Q(
+    state=Agreement.State.TERMINATED, countersigned_at__isnull=False
+)
 
 
 def is_operator(principal: Principal) -> bool:
@@ -35,19 +38,20 @@ def actor_of(principal: Principal) -> User | OAuthClient:
     raise Forbidden("Log in first.")
 
 
-def organisations_of(principal: Principal) -> list[int]:
-    """The organisations a principal acts for: its client's, or those it is a member of."""
+def organisations_of(principal: Principal, *scopes: str) -> list[int]:
+    """The organisations whose private objects a principal sees: those it is a member of, or its
+    client's organisation when the token carries `organisation` or one of `scopes` (a token bound
+    to one grant, or for link codes alone, sees nothing else)."""
     if isinstance(principal, ClientPrincipal):
-        return [principal.caller.organisation.pk]
+        granted = principal.caller.scopes & {"organisation", *scopes}
+        return [principal.caller.organisation.pk] if granted else []
     if isinstance(principal, User) and principal.is_active:
         return list(Membership.objects.filter(user=principal).values_list("organisation_id", flat=True))
     return []
 
 
-def _member_sees(principal: Principal, organisation_id: int) -> bool:
-    if isinstance(principal, ClientPrincipal):
-        return principal.caller.organisation.pk == organisation_id
-    return organisation_id in organisations_of(principal)
+def _member_sees(principal: Principal, organisation_id: int, *scopes: str) -> bool:
+    return organisation_id in organisations_of(principal, *scopes)
 
 
 def require_org(principal: Principal, action: OrgAction, organisation: Organisation) -> None:
@@ -62,7 +66,7 @@ def datasets_visible_to(principal: Principal) -> QuerySet[Dataset]:
     public = Q(state=Dataset.State.ACTIVE, holder__verification_state=Organisation.Verification.VERIFIED)
     if is_operator(principal):
         return Dataset.objects.all()
-    return Dataset.objects.filter(public | Q(holder_id__in=organisations_of(principal)))
+    return Dataset.objects.filter(public | Q(holder_id__in=organisations_of(principal, "datasets")))
 
 
 def require_dataset_admin(principal: Principal, dataset: Dataset) -> None:
@@ -71,7 +75,7 @@ def require_dataset_admin(principal: Principal, dataset: Dataset) -> None:
 
 
 def uploads_visible_to(principal: Principal, dataset: Dataset) -> QuerySet[Upload]:
-    if is_operator(principal) or _member_sees(principal, dataset.holder_id):
+    if is_operator(principal) or _member_sees(principal, dataset.holder_id, "datasets"):
         return dataset.uploads.all()
     raise NotFound("No such dataset.")
 
@@ -83,7 +87,7 @@ def agreements_visible_to(principal: Principal) -> QuerySet[Agreement]:
     """Agreements once in force are public; drafts, to their holder and the operators."""
     if is_operator(principal):
         return Agreement.objects.all()
-    return Agreement.objects.filter(Q(state__in=PUBLIC_AGREEMENT_STATES) | Q(holder_id__in=organisations_of(principal)))
+    return Agreement.objects.filter(PUBLIC_AGREEMENTS | Q(holder_id__in=organisations_of(principal, "organisation")))
 
 
 def require_agreement_party(principal: Principal, agreement: Agreement) -> None:
@@ -105,7 +109,7 @@ def requests_visible_to(principal: Principal) -> QuerySet[AccessRequest]:
     """A request is seen by the requesting organisation, the holder, and the operators."""
     if is_operator(principal):
         return AccessRequest.objects.all()
-    mine = organisations_of(principal)
+    mine = organisations_of(principal, "access_requests")
     return AccessRequest.objects.filter(Q(organisation_id__in=mine) | Q(agreement__holder_id__in=mine))
 
 
@@ -126,7 +130,7 @@ def grants_visible_to(principal: Principal) -> QuerySet[Grant]:
     """A grant is seen by its organisation, the dataset's holder, and the operators."""
     if is_operator(principal):
         return Grant.objects.all()
-    mine = organisations_of(principal)
+    mine = organisations_of(principal, "access_requests")
     return Grant.objects.filter(Q(organisation_id__in=mine) | Q(dataset__holder_id__in=mine))
 
 

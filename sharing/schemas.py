@@ -12,6 +12,8 @@ from frictionless import FrictionlessException, Schema
 from broker.errors import InvalidInput
 
 MAX_FIELDS = 200
+# A spreadsheet runs a cell starting with one of these as a formula (OWASP CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def checked_schema(descriptor: Any, *, subject_key_field: str, personal_fields: list[str]) -> Schema:
@@ -29,6 +31,11 @@ def checked_schema(descriptor: Any, *, subject_key_field: str, personal_fields: 
         raise InvalidInput(f"table_schema has more than {MAX_FIELDS} fields.")
     if len(set(names)) != len(names):
         raise InvalidInput("table_schema names a field twice.")
+    reserved = [name for name in names if name == "subject_pseudonym" or name[:1] in FORMULA_STARTS]
+    if reserved:
+        raise InvalidInput(
+            f"Field names may not be subject_pseudonym (Tiers writes it) or start with = + - @: {', '.join(reserved)}."
+        )
     if subject_key_field and subject_key_field not in names:
         raise InvalidInput(f"subject_key_field {subject_key_field!r} is not a field of the schema.")
     unknown = [name for name in personal_fields if name not in names]

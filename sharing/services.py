@@ -102,11 +102,19 @@ def dataset_withdraw(*, by: Principal, dataset: Dataset, reason: str) -> Dataset
         dataset.save(update_fields=["state", "withdrawn_at"])
         ending = Grant.objects.active().filter(dataset=dataset)
         ended = _end_grants(ending, by=by, reason=f"dataset withdrawn: {reason}", follow_agreement=True)
+        pending = AccessRequest.objects.select_for_update().filter(
+            state=AccessRequest.State.PENDING, agreement__datasets=dataset
+        )
+        rejected = 0
+        for access_request in pending:
+            if any(item["dataset"] == str(dataset.pk) for item in access_request.items):
+                _decide(access_request, approve=False, actor=policy.actor_of(by), reason=f"dataset withdrawn: {reason}")
+                rejected += 1
         audit.record(
             verb="dataset.withdrawn",
             actor=policy.actor_of(by),
             subject=dataset,
-            details={"reason": reason, "grants_ended": ended},
+            details={"reason": reason, "grants_ended": ended, "requests_rejected": rejected},
         )
     return dataset
 
@@ -285,6 +293,10 @@ def agreement_countersign(*, by: Principal, agreement: Agreement, content_hash: 
             raise Conflict(f"This agreement is {agreement.state}; the holder signs it first.")
         if content_hash != agreement.content_hash:
             raise Conflict("The agreement's content hash differs from the one you countersigned.")
+        if agreement.predecessor_id is not None:
+            predecessor = Agreement.objects.select_for_update().get(pk=agreement.predecessor_id)
+            if predecessor.state != Agreement.State.ACTIVE:
+                raise Conflict(f"The version this one replaces is {predecessor.state}: it cannot come into force.")
         now = timezone.now()
         agreement.state = Agreement.State.ACTIVE
         agreement.countersigned_by = audit.actor_ref(policy.actor_of(by))
@@ -318,6 +330,20 @@ def agreement_terminate(*, by: Principal, agreement: Agreement, reason: str) -> 
         agreement.end_reason = reason
         agreement.save(update_fields=["state", "ended_at", "end_reason"])
         series = Agreement.objects.filter(series=agreement.series)
+        # Versions proposed after this one end with it: none can revive the agreement later.
+        for successor in series.select_for_update().filter(
+            state__in=(Agreement.State.DRAFT, Agreement.State.SIGNED), version__gt=agreement.version
+        ):
+            successor.state = Agreement.State.TERMINATED
+            successor.ended_at = agreement.ended_at
+            successor.end_reason = f"v{agreement.version} terminated: {reason}"
+            successor.save(update_fields=["state", "ended_at", "end_reason"])
+            audit.record(
+                verb="agreement.terminated",
+                actor=policy.actor_of(by),
+                subject=successor,
+                details={"reason": successor.end_reason, "grants_ended": 0},
+            )
         ended = _end_grants(
             Grant.objects.active().filter(agreement__in=series),
             by=by,
@@ -527,10 +553,23 @@ def access_request_review(*, by: Principal, access_request: AccessRequest, appro
         access_request = AccessRequest.objects.select_for_update().get(pk=access_request.pk)
         if access_request.state != AccessRequest.State.PENDING:
             raise Conflict(f"This request is {access_request.state} already.")
-        if approve and not access_request.agreement.in_force():
-            raise Conflict("The agreement is no longer in force; this request can only be rejected.")
+        if approve:
+            _check_still_approvable(access_request)
         _decide(access_request, approve=approve, actor=policy.actor_of(by), reason=reason)
     return access_request
+
+
+def _check_still_approvable(access_request: AccessRequest) -> None:
+    """What may have changed since submission: the agreement, the datasets, the clock."""
+    if not access_request.agreement.in_force():
+        raise Conflict("The agreement is no longer in force; this request can only be rejected.")
+    if access_request.ends_at <= timezone.now():
+        raise Conflict("The requested period is over; this request can only be rejected.")
+    ids = [item["dataset"] for item in access_request.items]
+    # Locked, so that a withdrawal waits for this approval or wins before it.
+    datasets = Dataset.objects.select_for_update().filter(pk__in=ids)
+    if any(dataset.state != Dataset.State.ACTIVE for dataset in datasets) or len(datasets) != len(set(ids)):
+        raise Conflict("A dataset of this request was withdrawn; it can only be rejected.")
 
 
 def _decide(access_request: AccessRequest, *, approve: bool, actor: Any, reason: str) -> list[Grant]:

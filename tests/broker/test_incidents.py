@@ -191,3 +191,11 @@ def test_the_organisation_at_fault_gets_no_notice(  # type: ignore[no-untyped-de
     incident = record(operator, [grants["research"]], organisation=data_user)
     incidents.incident_notify(actor=operator, incident=incident)
     assert not IncidentNotice.objects.filter(organisation=data_user).exists()
+
+
+def test_a_holder_at_fault_is_not_notified_as_a_victim_of_its_own_incident(  # type: ignore[no-untyped-def]
+    grants, operator: User, holder: Organisation
+) -> None:
+    incident = record(operator, [grants["research"]], organisation=holder)
+    incidents.incident_notify(actor=operator, incident=incident)
+    assert not IncidentNotice.objects.filter(organisation=holder).exists()

@@ -18,6 +18,7 @@ ALLOWED_ON_OWN = {
         A.EDIT_PROFILE,
         A.MANAGE_MEMBERS,
         A.MANAGE_CLIENTS,
+        A.MANAGE_WEBHOOKS,
         A.ISSUE_LINK_CODES,
         A.PUBLISH_CONSENT_MODULES,
         A.MANAGE_DATASETS,
@@ -36,7 +37,14 @@ ALLOWED_ON_OWN = {
     Membership.Role.REVIEWER: {A.VIEW_PRIVATE, A.REVIEW_REQUESTS},
 }
 # Operators act on every organisation, but never in its place.
-NOT_FOR_OPERATORS = {A.SIGN_AGREEMENTS, A.REQUEST_ACCESS, A.DECIDE}
+NOT_FOR_OPERATORS = {
+    A.MANAGE_DATASETS,
+    A.ISSUE_LINK_CODES,
+    A.PUBLISH_CONSENT_MODULES,
+    A.SIGN_AGREEMENTS,
+    A.REQUEST_ACCESS,
+    A.DECIDE,
+}
 
 
 @pytest.mark.django_db

@@ -149,3 +149,29 @@ def test_uploads_are_refused_before_anything_is_recorded(
         send(holder_admin, trips_csv(GOOD))
     assert not Upload.objects.exists()
     assert set(Path(ingest.upload_dir()).iterdir()) == files_before  # no file left behind
+
+
+def test_an_integer_subject_key_loads(holder_admin: User, holder: Any) -> None:
+    from sharing import services
+
+    meters = services.dataset_register(
+        by=holder_admin, holder=holder, slug="meters", title="Meters", mode="hosted",
+        table_schema={"fields": [{"name": "meter", "type": "integer"}, {"name": "kwh", "type": "number"}]},
+        subject_key_field="meter", personal_fields=["meter"], data_categories=["dpv-pd:EnergyConsumption"],
+    )  # fmt: skip
+    done = upload(holder_admin, meters, b"meter,kwh\n1042,3.5\n1043,4\n")
+    assert (done.state, done.rows_loaded) == ("loaded", 2)
+    assert sorted(Record.objects.filter(dataset=meters).values_list("subject_ref", flat=True)) == ["1042", "1043"]
+
+
+@pytest.mark.parametrize("name", ["subject_pseudonym", "=cmd", "@sum", "-2+3"])
+def test_field_names_a_spreadsheet_or_the_delivery_would_misread_are_refused(
+    holder_admin: User, holder: Any, name: str
+) -> None:
+    from sharing import services
+
+    with pytest.raises(InvalidInput, match="Field names"):
+        services.dataset_register(
+            by=holder_admin, holder=holder, slug="x", title="X", mode="hosted",
+            table_schema={"fields": [{"name": name, "type": "string"}]},
+        )  # fmt: skip

@@ -247,3 +247,73 @@ def test_results_are_filed_once_by_the_data_user_after_the_grant_ends(
     assert ProcessingResult.objects.get(grant=grant).data_deleted is True
     with pytest.raises(Conflict):
         services.results_file(by=user_admin, grant=grant, summary=summary, data_deleted=True)
+
+
+def test_approval_rechecks_the_datasets_and_the_period(
+    holder_admin: User, operator: User, trips: Dataset, module: ConsentModule, user_admin: User, data_user: Organisation
+) -> None:
+    agreement_in_force(holder_admin, operator, [trips], approval_mode=Agreement.ApprovalMode.HOLDER)
+    over = submit(user_admin, data_user, trips)
+    past = timezone.now() - datetime.timedelta(days=1)
+    AccessRequest.objects.filter(pk=over.pk).update(starts_at=past, ends_at=past + datetime.timedelta(hours=1))
+    with pytest.raises(Conflict, match="period is over"):
+        services.access_request_review(by=holder_admin, access_request=over, approve=True, reason="late")
+    pending = submit(user_admin, data_user, trips)
+    services.dataset_withdraw(by=holder_admin, dataset=trips, reason="closed")
+    pending.refresh_from_db()
+    assert pending.state == AccessRequest.State.REJECTED  # withdrawing rejects the requests naming it
+    assert not Grant.objects.exists()
+
+
+def test_a_withdrawal_after_submission_blocks_approval(
+    holder_admin: User, operator: User, trips: Dataset, module: ConsentModule, user_admin: User, data_user: Organisation
+) -> None:
+    agreement_in_force(holder_admin, operator, [trips], approval_mode=Agreement.ApprovalMode.HOLDER)
+    pending = submit(user_admin, data_user, trips)
+    Dataset.objects.filter(pk=trips.pk).update(state=Dataset.State.WITHDRAWN)  # as if withdrawn meanwhile
+    with pytest.raises(Conflict, match="withdrawn"):
+        services.access_request_review(by=holder_admin, access_request=pending, approve=True, reason="ok")
+
+
+def test_terminating_a_version_ends_its_unsigned_successors_and_drafts_stay_private(
+    agreement: Agreement, trips: Dataset, holder_admin: User, operator: User, holder: Organisation
+) -> None:
+    from django.contrib.auth.models import AnonymousUser
+
+    from sharing import policy
+    from tests.sharing.conftest import terms
+
+    second = services.agreement_propose(by=holder_admin, holder=holder, terms=terms([trips]), predecessor=agreement)
+    services.agreement_sign(by=holder_admin, agreement=second, content_hash=second.content_hash)
+    abandoned = services.agreement_propose(by=holder_admin, holder=holder, terms=terms([trips], title="Abandoned"))
+    services.agreement_terminate(by=holder_admin, agreement=abandoned, reason="never mind")
+    services.agreement_terminate(by=operator, agreement=agreement, reason="holder breached the terms")
+    second.refresh_from_db()
+    assert second.state == Agreement.State.TERMINATED
+    with pytest.raises(Conflict):
+        services.agreement_countersign(by=operator, agreement=second, content_hash=second.content_hash)
+    public = set(policy.agreements_visible_to(AnonymousUser()).values_list("pk", flat=True))
+    assert agreement.pk in public  # it was in force: its end is public
+    assert abandoned.pk not in public  # never countersigned: never public
+    assert second.pk not in public
+
+
+def test_a_grant_bound_token_sees_only_its_own_grant(
+    agreement: Agreement, trips: Dataset, user_admin: User, data_user: Organisation
+) -> None:
+    from broker.oauth.tokens import Caller, ClientPrincipal
+    from sharing import policy
+    from tests.broker.oauth.conftest import register_secret_client
+
+    first = submit(user_admin, data_user, trips).grants.get()
+    submit(user_admin, data_user, trips)
+    client, _ = register_secret_client(user_admin, data_user, scopes=("grants",))
+    bound = ClientPrincipal(
+        Caller(client=client, organisation=data_user, grant=first, claims={"scope": f"grant:{first.pk}"})
+    )
+    assert not policy.requests_visible_to(bound).exists()
+    assert not policy.grants_visible_to(bound).exists()
+    wide = ClientPrincipal(
+        Caller(client=client, organisation=data_user, grant=None, claims={"scope": "access_requests"})
+    )
+    assert policy.grants_visible_to(wide).count() == 2
