@@ -94,7 +94,7 @@ def dataset_withdraw(*, by: Principal, dataset: Dataset, reason: str) -> Dataset
     """Stop offering a dataset: no new requests; its grants end as each agreement says."""
     policy.require_dataset_admin(by, dataset)
     with transaction.atomic():
-        dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
+        dataset = Dataset.objects.select_for_update(of=("self",)).get(pk=dataset.pk)
         if dataset.state == Dataset.State.WITHDRAWN:
             return dataset
         dataset.state = Dataset.State.WITHDRAWN
@@ -102,7 +102,7 @@ def dataset_withdraw(*, by: Principal, dataset: Dataset, reason: str) -> Dataset
         dataset.save(update_fields=["state", "withdrawn_at"])
         ending = Grant.objects.active().filter(dataset=dataset)
         ended = _end_grants(ending, by=by, reason=f"dataset withdrawn: {reason}", follow_agreement=True)
-        pending = AccessRequest.objects.select_for_update().filter(
+        pending = AccessRequest.objects.select_for_update(of=("self",)).filter(
             state=AccessRequest.State.PENDING, agreement__datasets=dataset
         )
         rejected = 0
@@ -142,7 +142,7 @@ def data_key_rotate(*, by: Principal, dataset: Dataset) -> int:
     if dataset.mode != Dataset.Mode.HOSTED:
         raise Conflict("A federated dataset has no data key.")
     with transaction.atomic():
-        Dataset.objects.select_for_update().get(pk=dataset.pk)
+        Dataset.objects.select_for_update(of=("self",)).get(pk=dataset.pk)
         key = vault.data_key_create(dataset)
         outbox.emit("sharing.data_key_rotated", {"dataset": str(dataset.pk), "version": key.version})
         audit.record(
@@ -232,7 +232,7 @@ def agreement_propose(
     checked = _checked_terms(holder, terms)
     with transaction.atomic():
         if predecessor is not None:
-            predecessor = Agreement.objects.select_for_update().get(pk=predecessor.pk)
+            predecessor = Agreement.objects.select_for_update(of=("self",)).get(pk=predecessor.pk)
             if predecessor.holder_id != holder.pk or predecessor.state != Agreement.State.ACTIVE:
                 raise Conflict("Only an agreement in force gets a new version.")
             if Agreement.objects.filter(predecessor=predecessor).exists():
@@ -266,7 +266,7 @@ def agreement_sign(*, by: Principal, agreement: Agreement, content_hash: str) ->
     """The holder signs exactly the version whose hash it read."""
     policy.require_agreement_party(by, agreement)
     with transaction.atomic():
-        agreement = Agreement.objects.select_for_update().get(pk=agreement.pk)
+        agreement = Agreement.objects.select_for_update(of=("self",)).get(pk=agreement.pk)
         if agreement.state != Agreement.State.DRAFT:
             raise Conflict(f"This agreement is {agreement.state}, not a draft awaiting signature.")
         if content_hash != agreement.content_hash:
@@ -288,13 +288,13 @@ def agreement_countersign(*, by: Principal, agreement: Agreement, content_hash: 
     """An operator countersigns: the version is in force, and its predecessor superseded."""
     policy.require_operator(by)
     with transaction.atomic():
-        agreement = Agreement.objects.select_for_update().get(pk=agreement.pk)
+        agreement = Agreement.objects.select_for_update(of=("self",)).get(pk=agreement.pk)
         if agreement.state != Agreement.State.SIGNED:
             raise Conflict(f"This agreement is {agreement.state}; the holder signs it first.")
         if content_hash != agreement.content_hash:
             raise Conflict("The agreement's content hash differs from the one you countersigned.")
         if agreement.predecessor_id is not None:
-            predecessor = Agreement.objects.select_for_update().get(pk=agreement.predecessor_id)
+            predecessor = Agreement.objects.select_for_update(of=("self",)).get(pk=agreement.predecessor_id)
             if predecessor.state != Agreement.State.ACTIVE:
                 raise Conflict(f"The version this one replaces is {predecessor.state}: it cannot come into force.")
         now = timezone.now()
@@ -322,7 +322,7 @@ def agreement_terminate(*, by: Principal, agreement: Agreement, reason: str) -> 
     if not reason.strip():
         raise InvalidInput("Say why the agreement ends.")
     with transaction.atomic():
-        agreement = Agreement.objects.select_for_update().get(pk=agreement.pk)
+        agreement = Agreement.objects.select_for_update(of=("self",)).get(pk=agreement.pk)
         if agreement.state not in (Agreement.State.ACTIVE, Agreement.State.SIGNED, Agreement.State.DRAFT):
             raise Conflict(f"This agreement is {agreement.state} already.")
         agreement.state = Agreement.State.TERMINATED
@@ -331,7 +331,7 @@ def agreement_terminate(*, by: Principal, agreement: Agreement, reason: str) -> 
         agreement.save(update_fields=["state", "ended_at", "end_reason"])
         series = Agreement.objects.filter(series=agreement.series)
         # Versions proposed after this one end with it: none can revive the agreement later.
-        for successor in series.select_for_update().filter(
+        for successor in series.select_for_update(of=("self",)).filter(
             state__in=(Agreement.State.DRAFT, Agreement.State.SIGNED), version__gt=agreement.version
         ):
             successor.state = Agreement.State.TERMINATED
@@ -550,7 +550,7 @@ def access_request_review(*, by: Principal, access_request: AccessRequest, appro
     if not reason.strip():
         raise InvalidInput("Give the reason for your decision.")
     with transaction.atomic():
-        access_request = AccessRequest.objects.select_for_update().get(pk=access_request.pk)
+        access_request = AccessRequest.objects.select_for_update(of=("self",)).get(pk=access_request.pk)
         if access_request.state != AccessRequest.State.PENDING:
             raise Conflict(f"This request is {access_request.state} already.")
         if approve:
@@ -567,7 +567,7 @@ def _check_still_approvable(access_request: AccessRequest) -> None:
         raise Conflict("The requested period is over; this request can only be rejected.")
     ids = [item["dataset"] for item in access_request.items]
     # Locked, so that a withdrawal waits for this approval or wins before it.
-    datasets = Dataset.objects.select_for_update().filter(pk__in=ids)
+    datasets = Dataset.objects.select_for_update(of=("self",)).filter(pk__in=ids)
     if any(dataset.state != Dataset.State.ACTIVE for dataset in datasets) or len(datasets) != len(set(ids)):
         raise Conflict("A dataset of this request was withdrawn; it can only be rejected.")
 
@@ -611,7 +611,7 @@ def access_requests_close(*, by: Principal, organisation: Organisation, reason: 
     """An operator rejects every pending request of an organisation (on its exclusion), each audited."""
     policy.require_operator(by)
     with transaction.atomic():
-        pending = AccessRequest.objects.select_for_update().filter(
+        pending = AccessRequest.objects.select_for_update(of=("self",)).filter(
             organisation=organisation, state=AccessRequest.State.PENDING
         )
         for access_request in pending:
@@ -668,7 +668,7 @@ def results_file(
     if len(summary.strip()) < MIN_JUSTIFICATION:
         raise InvalidInput(f"Say what the data served, in {MIN_JUSTIFICATION} characters or more.")
     with transaction.atomic():
-        grant = Grant.objects.select_for_update().get(pk=grant.pk)
+        grant = Grant.objects.select_for_update(of=("self",)).get(pk=grant.pk)
         if grant.is_active():
             raise Conflict("Results are filed once the grant has ended (expired or revoked).")
         if ProcessingResult.objects.filter(grant=grant).exists():
