@@ -120,3 +120,7 @@ def send_incident_notice(event: OutboxEvent) -> None:
         return
     _send(event, subject=_("Tiers: an incident concerned your data"), body=body, to=to)
     IncidentNotice.objects.filter(pk=notice.pk, sent_at__isnull=True).update(sent_at=timezone.now())
+
+
+# Webhook fan-out of consent changes registers its handlers on import.
+from broker.webhooks import handlers as webhook_handlers  # noqa: E402, F401

@@ -322,6 +322,7 @@ class Checkpoint(models.Model):
 # The OAuth server's models live in their own module; importing them here registers them.
 from broker.dga.models import AnnualReport, Incident, IncidentNotice, OperatorProfile  # noqa: E402
 from broker.oauth.models import IssuedToken, OAuthClient, UsedAssertion  # noqa: E402
+from broker.webhooks.models import WebhookDelivery, WebhookEndpoint  # noqa: E402
 
 __all__ = [
     "APPEND_ONLY",
@@ -343,4 +344,6 @@ __all__ = [
     "SigningKey",
     "UsedAssertion",
     "User",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

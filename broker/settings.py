@@ -172,7 +172,33 @@ CELERY_BEAT_SCHEDULE = {
     # Commit to signed checkpoint within a few seconds; a late run is dropped, not queued.
     "audit-sequence": {"task": "broker.tasks.audit_sequence", "schedule": 1.0, "options": {"expires": 5}},
     "oauth-purge-expired": {"task": "broker.tasks.oauth_purge_expired", "schedule": 3600.0},
+    # Re-queues webhook deliveries whose next attempt is due, or whose worker died (docs/webhooks.md).
+    "webhooks-retry": {"task": "broker.webhooks.tasks.webhooks_retry", "schedule": 15.0, "options": {"expires": 30}},
+    # Scheduled jobs (docs/jobs.md): each is safe to run twice at once; a run later than its
+    # interval is dropped, since the next one does the same work.
+    "consents-expire": {"task": "consent.tasks.consents_expire", "schedule": 300.0, "options": {"expires": 300}},
+    "grants-expire": {"task": "sharing.tasks.grants_expire", "schedule": 60.0, "options": {"expires": 60}},
+    "vault-purge": {"task": "sharing.tasks.vault_purge", "schedule": 3600.0, "options": {"expires": 3600}},
+    "delivery-logs-purge": {
+        "task": "sharing.tasks.delivery_logs_purge",
+        "schedule": 86400.0,
+        "options": {"expires": 86400},
+    },
+    "consent-reminders": {
+        "task": "consent.tasks.consent_reminders_send",
+        "schedule": 86400.0,
+        "options": {"expires": 86400},
+    },
+    "citizen-digests": {"task": "consent.tasks.digests_send", "schedule": 86400.0, "options": {"expires": 86400}},
 }
+
+# --- Scheduled jobs -------------------------------------------------------------
+
+# Citizens are reminded this many days before a consent expires (once per consent and term).
+TIERS_CONSENT_REMINDER_DAYS = env.int("TIERS_CONSENT_REMINDER_DAYS", default=30)
+# Who-was-included rows of deliveries (a citizen's "who used my data", what routes their rights
+# requests) are deleted after this many days; deliveries and their audit entries stay.
+TIERS_DELIVERY_LOG_RETENTION_DAYS = env.int("TIERS_DELIVERY_LOG_RETENTION_DAYS", default=400)
 
 # Outbox events not handled this long after they were written are re-sent.
 OUTBOX_RESEND_AFTER_SECONDS = env.int("OUTBOX_RESEND_AFTER_SECONDS", default=60)
@@ -193,6 +219,14 @@ TIERS_DGA_LOGO_FILE = env.str("TIERS_DGA_LOGO_FILE", default="")
 
 # Operators' workspace: ask for a second factor after the login form (the factor itself is to come).
 TIERS_OPERATOR_2FA_REQUIRED = env.bool("TIERS_OPERATOR_2FA_REQUIRED", default=False)
+
+# --- Webhooks -------------------------------------------------------------------
+
+# Endpoints are HTTPS. Plain http:// to 127.0.0.1 or localhost is also accepted when this is true:
+# by default in DEBUG, or when Tiers itself is not served over HTTPS (the demo, the tests).
+TIERS_WEBHOOK_ALLOW_LOOPBACK_HTTP = env.bool(
+    "TIERS_WEBHOOK_ALLOW_LOOPBACK_HTTP", default=DEBUG or not SERVED_OVER_HTTPS
+)
 
 # --- OAuth 2.0 ----------------------------------------------------------------
 
@@ -367,6 +401,8 @@ SPECTACULAR_SETTINGS = {
         "AccessRequestStateEnum": "sharing.models.AccessRequest.State",
         "GrantStateEnum": "sharing.models.Grant.State",
         "ApprovalModeEnum": "sharing.models.Agreement.ApprovalMode",
+        "OrganisationKindEnum": "broker.models.Organisation.Kind",
+        "DeliveryKindEnum": "sharing.models.Delivery.Kind",
     },
 }
 

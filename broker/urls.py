@@ -23,6 +23,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("clients/", oauth_api.ClientList.as_view(), name="client-list"),
     path("clients/<str:client_id>/rotate", oauth_api.ClientRotate.as_view(), name="client-rotate"),
     path("clients/<str:client_id>/disable", oauth_api.ClientDisable.as_view(), name="client-disable"),
+    path("", include("broker.webhooks.urls_api")),
     re_path(r"^(?P<path>.*)$", problems.api_not_found),
 ]
 
@@ -45,6 +46,7 @@ urlpatterns = [
     path("org/<slug:slug>/clients/", oauth_portal.client_list, name="client-portal-list"),
     path("org/<slug:slug>/clients/<str:client_id>/rotate", oauth_portal.client_rotate, name="client-portal-rotate"),
     path("org/<slug:slug>/clients/<str:client_id>/disable", oauth_portal.client_disable, name="client-portal-disable"),
+    path("org/<slug:slug>/webhooks/", include("broker.webhooks.urls")),
     path("org/<slug:slug>/", include("sharing.urls")),
     path("me/", include("consent.urls")),
     path("admin/", admin.site.urls),

@@ -19,7 +19,7 @@ from broker.api_base import acting_user, calling_organisation
 from broker.errors import NotFound
 from broker.oauth.tokens import Caller
 from broker.policy import OrgAction
-from consent import export, receipts, selectors, services
+from consent import export, receipts, rights, selectors, services
 from consent.models import ConsentModule, ConsentRecord
 from consent.policy import IsCitizen
 
@@ -224,3 +224,59 @@ class Export(CitizenView):
         response = Response(export.citizen_export(acting_user(request)))
         response["Content-Disposition"] = 'attachment; filename="tiers-export.json"'
         return response
+
+
+# --- rights requests -------------------------------------------------------------------------------
+
+
+class RecipientSerializer(serializers.Serializer[Any]):
+    organisation = serializers.CharField(source="organisation.slug")
+    organisation_name = serializers.CharField(source="organisation.name")
+    state = serializers.CharField()
+    status = serializers.SerializerMethodField(help_text="state, or not_delivered once its delivery is dead")
+    delivery_state = serializers.CharField(source="delivery.state", default=None)
+    delivered_at = serializers.DateTimeField(source="delivery.delivered_at", default=None)
+
+    def get_status(self, recipient: Any) -> str:
+        return rights.recipient_status(recipient)
+
+
+class RightsRequestSerializer(serializers.Serializer[Any]):
+    id = serializers.UUIDField()
+    kind = serializers.CharField()
+    details = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    recipients = RecipientSerializer(many=True, source="recipients.all")
+
+
+class RightsRequestFiling(serializers.Serializer[Any]):
+    kind = serializers.ChoiceField(choices=rights.RightsRequest.Kind.choices)
+    details = serializers.CharField(max_length=5000, required=False, default="", allow_blank=True)
+
+
+class MyRights(CitizenView):
+    """The citizen's rights requests with each recipient's status; POST files one (GDPR Art. 16, 17, 21)."""
+
+    @extend_schema(responses=RightsRequestSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        return Response(RightsRequestSerializer(rights.requests_of(acting_user(request)), many=True).data)
+
+    @extend_schema(request=RightsRequestFiling, responses={201: RightsRequestSerializer})
+    def post(self, request: Request) -> Response:
+        wanted = RightsRequestFiling(data=request.data)
+        wanted.is_valid(raise_exception=True)
+        citizen = acting_user(request)
+        filed = services.rights_request_file(citizen=citizen, **wanted.validated_data)
+        body = RightsRequestSerializer(rights.request_of(citizen, filed.pk)).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class MyRight(CitizenView):
+    """One of the citizen's rights requests."""
+
+    @extend_schema(responses=RightsRequestSerializer)
+    def get(self, request: Request, request_id: str) -> Response:
+        found = rights.request_of(acting_user(request), request_id)
+        if found is None:
+            raise NotFound("No such request.")
+        return Response(RightsRequestSerializer(found).data)

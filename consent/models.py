@@ -177,3 +177,19 @@ class ConsentEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} at {self.at:%Y-%m-%d %H:%M}"
+
+
+# The citizens' rights requests and their recipients live beside the services that forward them.
+from consent.rights import RightsRecipient, RightsRequest  # noqa: E402
+
+__all__ = [
+    "CitizenProfile",
+    "ConsentEvent",
+    "ConsentModule",
+    "ConsentRecord",
+    "IdentityLink",
+    "LinkCode",
+    "OidcIdentity",
+    "RightsRecipient",
+    "RightsRequest",
+]

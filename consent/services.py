@@ -12,9 +12,11 @@ import rfc8785
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from broker import audit, ratelimit
+from broker import audit, outbox, ratelimit
 from broker.errors import Conflict, Forbidden, InvalidInput, NotFound
 from broker.models import Organisation, User
+from broker.webhooks import fanout
+from broker.webhooks.services import deliveries_write
 from consent import receipts
 from consent.models import (
     CitizenProfile,
@@ -25,6 +27,8 @@ from consent.models import (
     LinkCode,
     OidcIdentity,
 )
+from consent.rights import RightsRecipient, RightsRequest
+from sharing.models import DeliverySubject
 
 LINK_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"  # no 0/O, 1/I/L: read aloud and typed by people
 LINK_CODE_GROUPS = 5  # 5 groups of 4 from 30 symbols: 98 bits
@@ -224,7 +228,21 @@ def _change(record: ConsentRecord, citizen: User, *, event: str, state: str) -> 
     change.audit_entry_id = entry.pk
     change.receipt = receipts.sign(record, change)
     change.save()
+    _tell(record, event)
     return record
+
+
+# Changes the holder and the data users are told of at once (DGA Art. 21): the outbox event and the
+# webhook deliveries commit with the change. Expiry emits its own event (consent/expiry.py).
+_TOLD = {"withdrawn": "consent.withdrawn", "paused": "consent.paused"}
+
+
+def _tell(record: ConsentRecord, event: str) -> None:
+    topic = _TOLD.get(event)
+    if topic is None:
+        return
+    emitted = outbox.emit(topic, {"consent": str(record.pk)})
+    fanout.consent_changed(record, fanout.CONSENT_EVENTS[event], source=emitted.pk, occurred_at=emitted.created_at)
 
 
 def consent_give(*, citizen: User, module: ConsentModule, purposes: Sequence[str]) -> list[ConsentRecord]:
@@ -346,9 +364,78 @@ def citizen_erase(*, citizen: User) -> int:
     """
     with transaction.atomic():
         citizen = User.objects.select_for_update().get(pk=citizen.pk)
+        # The notices go first: who to tell is read from the links and deliveries erased below.
+        _rights_file(citizen, kind=RightsRequest.Kind.ERASURE, details="")
         for link in IdentityLink.objects.filter(citizen=citizen, unlinked_at__isnull=True):
             link_remove(citizen=citizen, link=link)
         erased = audit.erase_citizen(actor="system", citizen_id=citizen.pk)
         # Links, consent records, their events and the profile go with the account.
         citizen.delete()
     return erased
+
+
+RIGHTS_REQUESTS_PER_DAY = 10
+
+
+def rights_request_file(*, citizen: User, kind: str, details: str = "") -> RightsRequest:
+    """Forward a citizen's erasure, rectification or objection to every organisation holding their data.
+
+    The holders they are linked with get it with their own reference for the citizen; the data
+    users whose deliveries included them, with the pseudonyms they know them by.
+    """
+    if kind not in RightsRequest.Kind.values:
+        raise InvalidInput(f"A request is one of: {', '.join(RightsRequest.Kind.values)}.")
+    if len(details) > 5000:
+        raise InvalidInput("Say it in 5,000 characters at most.")
+    if not ratelimit.allow(f"rights-request:{citizen.pk}", limit=RIGHTS_REQUESTS_PER_DAY, window_seconds=86400):
+        raise Forbidden("Too many requests today: try again tomorrow.")
+    with transaction.atomic():
+        return _rights_file(citizen, kind=kind, details=details)
+
+
+def _rights_recipients(citizen: User) -> dict[int, dict[str, Any]]:
+    """Per organisation, what it knows the citizen by: the holders' references, the users' pseudonyms."""
+    recipients: dict[int, dict[str, Any]] = {}
+    for holder_id, subject_ref in IdentityLink.objects.filter(citizen=citizen, unlinked_at__isnull=True).values_list(
+        "holder_id", "subject_ref"
+    ):
+        recipients.setdefault(holder_id, {})["subject_ref"] = subject_ref
+    included = (
+        DeliverySubject.objects.filter(citizen=citizen)
+        .values_list("delivery__grant__organisation_id", "delivery__grant__dataset__holder__slug", "pseudonym")
+        .distinct()
+        .order_by("delivery__grant__organisation_id", "delivery__grant__dataset__holder__slug")
+    )
+    for organisation_id, holder_slug, pseudonym in included:
+        subjects = recipients.setdefault(organisation_id, {}).setdefault("subjects", [])
+        subjects.append({"holder": holder_slug, "subject_pseudonym": pseudonym})
+    return recipients
+
+
+def _rights_file(citizen: User, *, kind: str, details: str) -> RightsRequest:
+    """Record the request and write one delivery per recipient's endpoint (in the caller's transaction)."""
+    request = RightsRequest.objects.create(citizen=citizen, kind=kind, details=details)
+    recipients = _rights_recipients(citizen)
+    for organisation_id, known_as in recipients.items():
+        payload = {"request": str(request.pk), "kind": kind, "details": details, **known_as}
+        written = deliveries_write(
+            organisation_id=organisation_id,
+            event_type=request.event_type,
+            payload=payload,
+            occurred_at=request.created_at,
+            source_event=None,
+        )
+        RightsRecipient.objects.create(
+            request=request,
+            organisation_id=organisation_id,
+            delivery=written[0] if written else None,
+            state=RightsRecipient.State.PENDING if written else RightsRecipient.State.NO_ENDPOINT,
+        )
+    audit.record(
+        verb="rights.requested",
+        actor=citizen,
+        subject=request,
+        details={"kind": kind, "recipients": len(recipients)},
+        citizen=citizen,
+    )
+    return request

@@ -13,5 +13,6 @@ urlpatterns = [
     path("consents/<uuid:consent_id>/", views.consent_detail, name="citizen-consent"),
     path("consents/<uuid:consent_id>/<str:action>/", views.consent_action, name="citizen-consent-action"),
     path("accesses/", views.accesses, name="citizen-accesses"),
+    path("rights/", views.rights_requests, name="citizen-rights"),
     path("accesses/<uuid:delivery_id>/", views.access_detail, name="citizen-access"),
 ]

@@ -14,5 +14,7 @@ urlpatterns = [
     path("me/consents/<str:consent_id>/resume", api.Resume.as_view(), name="my-consent-resume"),
     path("me/consents/<str:consent_id>/renew", api.Renew.as_view(), name="my-consent-renew"),
     path("me/export", api.Export.as_view(), name="my-export"),
+    path("me/rights/", api.MyRights.as_view(), name="my-rights"),
+    path("me/rights/<str:request_id>", api.MyRight.as_view(), name="my-right"),
     path("consents/<str:consent_id>/receipt", api.Receipt.as_view(), name="consent-receipt"),
 ]

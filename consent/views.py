@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any, Concatenate, ParamSpec
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -25,9 +26,10 @@ from broker.audit import selectors as audit_selectors
 from broker.errors import NotFound, TiersError
 from broker.models import AuditBody, AuditEntry, User
 from broker.transparency import verify
-from consent import policy, selectors, services
+from consent import policy, rights, selectors, services
 from consent.forms import ConsentForm, LinkForm, term_label, term_labels
 from consent.models import ConsentEvent, ConsentModule, ConsentRecord, IdentityLink
+from consent.rights import RightsRequest
 from sharing import selectors as sharing_selectors
 
 P = ParamSpec("P")
@@ -395,3 +397,52 @@ def access_detail(request: HttpRequest, citizen: User, delivery_id: Any) -> Http
         "consent/access.html",
         {"use": use, "inclusion": _check_inclusion(use.delivery.audit_entry_id, keys.jwks())},
     )
+
+
+# --- rights requests -------------------------------------------------------------------------------
+
+
+class RightsRequestForm(forms.Form):
+    kind = forms.ChoiceField(
+        label=gettext_lazy("What you ask"), choices=RightsRequest.Kind.choices, widget=forms.RadioSelect
+    )
+    details = forms.CharField(
+        label=gettext_lazy("Details (what to correct, or why you object)"),
+        widget=forms.Textarea(attrs={"rows": 4}),
+        max_length=5000,
+        required=False,
+    )
+
+
+RECIPIENT_STATUS: dict[str, Promise] = {
+    "pending": gettext_lazy("being forwarded"),
+    "forwarded": gettext_lazy("forwarded"),
+    "acknowledged": gettext_lazy("acknowledged by the organisation"),
+    "no_endpoint": gettext_lazy("not forwarded: this organisation receives no notices through Tiers"),
+    "not_delivered": gettext_lazy("not delivered: the organisation did not answer for 26 hours"),
+}
+
+
+@citizen_page
+def rights_requests(request: HttpRequest, citizen: User) -> HttpResponse:
+    """File an erasure, rectification or objection with every organisation holding data about you."""
+    form = RightsRequestForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.rights_request_file(citizen=citizen, **form.cleaned_data)
+        except TiersError as exc:
+            form.add_error(None, exc.detail)
+        else:
+            messages.success(request, _("Your request is on its way to each organisation below."))
+            return redirect("citizen-rights")
+    filed = [
+        {
+            "request": filed,
+            "recipients": [
+                {"recipient": recipient, "status": RECIPIENT_STATUS[rights.recipient_status(recipient)]}
+                for recipient in filed.recipients.all()
+            ],
+        }
+        for filed in rights.requests_of(citizen)[:50]
+    ]
+    return render(request, "consent/rights.html", {"form": form, "filed": filed})

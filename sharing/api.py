@@ -253,6 +253,7 @@ class Conditions(serializers.Serializer[Any]):
     retention_days_max = serializers.IntegerField(min_value=1, max_value=3650, required=False)
     grant_days_max = serializers.IntegerField(min_value=1, max_value=3650, required=False)
     grants_on_termination = serializers.ChoiceField(choices=["end", "run_to_term"], required=False)
+    deletion_on_withdrawal = serializers.BooleanField(required=False)
 
 
 class AgreementProposal(serializers.Serializer[Any]):

@@ -28,7 +28,7 @@ from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from broker import audit
+from broker import audit, outbox
 from broker.api_base import by_id
 from broker.errors import InvalidInput, NotFound
 from broker.oauth.tokens import ClientPrincipal
@@ -99,6 +99,7 @@ def open_read(grant: Grant) -> Read:
         delivery.audit_entry_id = entry.pk
         delivery.save(force_insert=True)
         _write_included(delivery, included)
+        outbox.emit("sharing.delivery_recorded", {"delivery": str(delivery.pk)})
     return Read(delivery=delivery, grant=grant, fields=list(grant.fields))
 
 
@@ -355,6 +356,7 @@ def _record_receipt(
     )
     delivery.audit_entry_id = entry.pk
     delivery.save(force_insert=True)
+    outbox.emit("sharing.delivery_recorded", {"delivery": str(delivery.pk)})
     for subject in included:
         subject.delivery = delivery
     DeliverySubject.objects.bulk_create(included, batch_size=5000)

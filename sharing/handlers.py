@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import logging
+from django.db import transaction
 
 from broker import outbox
 from broker.models import OutboxEvent
+from broker.webhooks import fanout
 from sharing import ingest
-
-logger = logging.getLogger(__name__)
 
 
 @outbox.handler("sharing.upload_received")
@@ -23,11 +22,33 @@ def reencrypt_records(event: OutboxEvent) -> None:
     ingest.reencrypt(event.payload["dataset"], int(event.payload["version"]))
 
 
-# Grants approved or revoked and agreements terminated are told to the organisations concerned
-# by signed webhooks (docs/sharing.md, "What comes next"); until then the event is kept, handled,
-# in the outbox table, and its audit entry is in the log.
+# Grants and agreements are told to the organisations concerned by signed webhooks
+# (docs/webhooks.md); a second run of a handler writes no second delivery.
+_GRANT_EVENTS = {
+    "sharing.grant_approved": "grant-approved",
+    "sharing.grant_revoked": "grant-revoked",
+    "sharing.grant_expired": "grant-expired",
+}
+
+
 @outbox.handler("sharing.grant_approved")
 @outbox.handler("sharing.grant_revoked")
+@outbox.handler("sharing.grant_expired")
+def tell_grant_change(event: OutboxEvent) -> None:
+    """Tell the grant's data user and the holder."""
+    with transaction.atomic():
+        fanout.grant_event(event, _GRANT_EVENTS[event.topic])
+
+
 @outbox.handler("sharing.agreement_terminated")
-def record_only(event: OutboxEvent) -> None:
-    logger.info("sharing event %s %s", event.topic, event.payload)
+def tell_agreement_terminated(event: OutboxEvent) -> None:
+    """Tell the holder and the data users whose grants it covered."""
+    with transaction.atomic():
+        fanout.agreement_terminated(event)
+
+
+@outbox.handler("sharing.delivery_recorded")
+def tell_delivery_recorded(event: OutboxEvent) -> None:
+    """Tell the holder that its data was read (hosted) or reported delivered (federated)."""
+    with transaction.atomic():
+        fanout.delivery_recorded(event)

@@ -22,6 +22,8 @@ CONDITION_DEFAULTS: dict[str, object] = {
     "retention_days_max": 365,
     "grant_days_max": 365,
     "grants_on_termination": "end",  # or "run_to_term"
+    # Data users confirm they deleted a citizen's data when told of a withdrawal (DGA Art. 21).
+    "deletion_on_withdrawal": True,
 }
 
 

@@ -29,6 +29,7 @@ SCOPES = {
     "datasets": "register the holder's datasets and upload their data",
     "access_requests": "submit the data user's access requests",
     "decisions": "ask which subjects a grant may include and report deliveries (federated holders)",
+    "webhooks": "manage webhook endpoints, replay deliveries and attest deletions",
 }
 
 

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -138,23 +139,24 @@ def test_only_public_p256_signing_keys_of_the_set_are_used(tiers_key: ECKey) -> 
     assert verifier(session).verify(sign(tiers_key, grant_claims())).grant_id == GRANT_ID
 
 
+# Claims are built when each test runs (not at collection), so that a long session cannot age them.
 @pytest.mark.parametrize(
     ("claims", "why"),
     [
-        (grant_claims(aud="https://api.other.example"), "aud"),
-        (grant_claims(aud=ISSUER), "aud"),
-        (grant_claims(iss="https://evil.example"), "iss"),
-        (grant_claims(iss=None), "iss"),
-        (grant_claims(exp=int(time.time()) - 31), "ExpiredTokenError"),
-        (grant_claims(nbf=int(time.time()) + 120), "not yet valid"),
-        (grant_claims(iat=int(time.time()) + 120), "future"),
-        (grant_claims(jti=None), "jti"),
+        (lambda now: grant_claims(aud="https://api.other.example"), "aud"),
+        (lambda now: grant_claims(aud=ISSUER), "aud"),
+        (lambda now: grant_claims(iss="https://evil.example"), "iss"),
+        (lambda now: grant_claims(iss=None), "iss"),
+        (lambda now: grant_claims(exp=now - 31), "ExpiredTokenError"),
+        (lambda now: grant_claims(nbf=now + 120), "not yet valid"),
+        (lambda now: grant_claims(iat=now + 120), "future"),
+        (lambda now: grant_claims(jti=None), "jti"),
     ],
 )
 def test_claims_tiers_would_refuse_are_refused(
-    session: FakeSession, tiers_key: ECKey, claims: dict[str, object], why: str
+    session: FakeSession, tiers_key: ECKey, claims: Callable[[int], dict[str, object]], why: str
 ) -> None:
-    assert why in refused(session, sign(tiers_key, claims))
+    assert why in refused(session, sign(tiers_key, claims(int(time.time()))))
 
 
 def test_thirty_seconds_of_clock_skew_are_allowed(session: FakeSession, tiers_key: ECKey) -> None:

@@ -126,4 +126,5 @@ def test_unknown_scopes_are_refused_with_the_allowed_list(user_admin) -> None:  
         "grants",
         "link_codes",
         "organisation",
+        "webhooks",
     ]
