@@ -65,12 +65,12 @@ max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "200"))
 # containers are reachable only through the proxy (compose's private network, a NetworkPolicy).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 
-# Logs to stdout and stderr, for the container runtime to collect. The access log adds the
-# duration in milliseconds; it names addresses and paths, never headers (tokens) or bodies.
-accesslog = "-"
+# Errors to stderr for the container runtime to collect. No gunicorn access log: Tiers writes one
+# JSON line per request itself (route name, status, duration, request id; never the path, which
+# can carry ids, nor headers or bodies), see docs/observability.md.
+accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "INFO").lower()
-access_log_format = '%(h)s %(t)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
 
 # The root filesystem is read-only in Kubernetes: the heartbeat files go to memory, and the
 # control socket (by default under $HOME) is not opened.

@@ -362,7 +362,7 @@ def test_gunicorn_config_loads_with_known_settings_and_a_long_timeout(monkeypatc
     assert 0 < config["graceful_timeout"] < config["timeout"]
     assert config["max_requests"] > 0
     assert config["max_requests_jitter"] > 0
-    assert config["accesslog"] == "-"
+    assert config["accesslog"] is None  # Tiers logs each request itself, as JSON without paths
 
 
 def test_gunicorn_workers_default_to_twice_the_cpus_plus_one_capped(monkeypatch: pytest.MonkeyPatch) -> None:
