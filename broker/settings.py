@@ -82,14 +82,26 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: the request id and the HTTP metrics cover every other middleware (docs/observability.md).
+    "broker.observability.middleware.RequestObservabilityMiddleware",
+    # A lost database answers 503, whichever layer met it (docs/faults.md).
+    "broker.database_errors.DatabaseUnavailableMiddleware",
     "broker.middleware.TrustedProxyMiddleware",
+    # Refuses an oversized body before anything reads it (docs/security.md).
+    "broker.security.limits.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # CSP and the other headers, before WhiteNoise so that static files get them too.
+    "broker.security.headers.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # A session past the password but not the second factor reaches only /accounts/2fa/.
+    "broker.security.twofactor.SecondFactorMiddleware",
+    # Idempotency-Key on the API's creating requests, once the caller is known.
+    "broker.security.idempotency.IdempotencyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -161,14 +173,20 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Longer than the longest task (ingesting a 1 GiB upload), or Redis hands a running task to a second worker.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=7200)}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Workers and beat wait for Redis as long as it is down, and resume when it returns.
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# On a lost connection, running tasks are cancelled: Redis will hand their messages out again.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 # A publish while Redis is down fails fast; the outbox sweeper re-sends later.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="tiers")
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
-    "outbox-sweep": {"task": "broker.tasks.outbox_sweep", "schedule": 30.0},
+    "outbox-sweep": {"task": "broker.tasks.outbox_sweep", "schedule": env.float("OUTBOX_SWEEP_SECONDS", default=30.0)},
     # Commit to signed checkpoint within a few seconds; a late run is dropped, not queued.
     "audit-sequence": {"task": "broker.tasks.audit_sequence", "schedule": 1.0, "options": {"expires": 5}},
     "oauth-purge-expired": {"task": "broker.tasks.oauth_purge_expired", "schedule": 3600.0},
@@ -203,6 +221,8 @@ TIERS_DELIVERY_LOG_RETENTION_DAYS = env.int("TIERS_DELIVERY_LOG_RETENTION_DAYS",
 # Outbox events not handled this long after they were written are re-sent.
 OUTBOX_RESEND_AFTER_SECONDS = env.int("OUTBOX_RESEND_AFTER_SECONDS", default=60)
 OUTBOX_LEASE_SECONDS = env.int("OUTBOX_LEASE_SECONDS", default=300)
+# An event claimed this many times without success is quarantined (docs/celery.md).
+OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=10)
 
 # --- Data sharing ---------------------------------------------------------------
 
@@ -217,7 +237,8 @@ TIERS_UPLOAD_MAX_BYTES = env.int("TIERS_UPLOAD_MAX_BYTES", default=1 << 30)
 # downloaded from the Commission; empty: the public pages show the prescribed text label instead.
 TIERS_DGA_LOGO_FILE = env.str("TIERS_DGA_LOGO_FILE", default="")
 
-# Operators' workspace: ask for a second factor after the login form (the factor itself is to come).
+# Operators' workspace: also demand a passed second factor from sessions not opened by the login form
+# (which always asks operators and organisation admins for one; docs/security.md).
 TIERS_OPERATOR_2FA_REQUIRED = env.bool("TIERS_OPERATOR_2FA_REQUIRED", default=False)
 
 # --- Webhooks -------------------------------------------------------------------
@@ -311,6 +332,8 @@ LOGOUT_REDIRECT_URL = "portal-home"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+# Readable by scripts on purpose: API clients that use a session send it back as X-CSRFToken.
+CSRF_COOKIE_HTTPONLY = False
 SESSION_COOKIE_AGE = 60 * 60 * 8
 
 # --- Security headers and HTTPS ---------------------------------------------
@@ -334,6 +357,19 @@ if SERVED_OVER_HTTPS:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
 CSRF_TRUSTED_ORIGINS = [TIERS_BASE_URL]
+
+# --- Security -------------------------------------------------------------------------
+
+# No inline script anywhere; pages with a fixed inline <style> get its hash (broker/security/headers.py).
+TIERS_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'"
+)
+TIERS_PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
+# The largest request body Django or the API reads into memory (uploads stream: TIERS_UPLOAD_MAX_BYTES);
+# a larger one is refused with 413. 2.5 MiB holds a decision request of 10,000 subject references.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
+FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("FILE_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
 
 # --- Internationalisation ---------------------------------------------------
 
@@ -406,16 +442,36 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# --- Logging --------------------------------------------------------------------
+# --- Logs and metrics -------------------------------------------------------------
 
+# One JSON object a line (json), or readable lines for a person at a terminal (console, the demo's
+# default). Fields, the request id and what is never logged: docs/observability.md.
+TIERS_LOG_FORMAT = env.str("TIERS_LOG_FORMAT", default="console" if DEBUG else "json")
+if TIERS_LOG_FORMAT not in ("json", "console"):
+    raise ImproperlyConfigured(f"TIERS_LOG_FORMAT is json or console, not {TIERS_LOG_FORMAT!r}.")
+# Django calls this with LOGGING in every process: structlog, and the Celery hooks for the request id.
+LOGGING_CONFIG = "broker.observability.setup"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {"structured": {"()": "broker.observability.logs.StructuredFormatter", "renderer": TIERS_LOG_FORMAT}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        # Django's own handlers (plain text, mail to ADMINS) are replaced: its lines go to the root's.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.db.backends": {"level": "WARNING"},
+    },
 }
+
+# GET /metrics answers the bearer of this token; empty, only a direct call from 127.0.0.1 or ::1.
+TIERS_METRICS_TOKEN = env.str("TIERS_METRICS_TOKEN", default="")
+# A Celery worker serves its own counters (webhook failures...) on this port; 0: it does not.
+TIERS_WORKER_METRICS_PORT = env.int("TIERS_WORKER_METRICS_PORT", default=0)
+if SERVED_OVER_HTTPS:
+    # Prometheus scrapes each pod over plain HTTP inside the cluster, as the probes do.
+    SECURE_REDIRECT_EXEMPT = [*SECURE_REDIRECT_EXEMPT, r"^metrics$"]
 
 # Where `seed_demo` writes the demo's logins.
 DEMO_CREDENTIALS_FILE = BASE_DIR / "demo-credentials.json"

@@ -11,6 +11,8 @@ from broker import api, health, jwks, problems, views
 from broker.oauth import api as oauth_api
 from broker.oauth import portal as oauth_portal
 from broker.oauth import views as oauth_views
+from broker.observability import views as observability_views
+from broker.security import views as security_views
 from consent import accounts, oidc
 
 api_v1: list[URLPattern | URLResolver] = [
@@ -32,6 +34,7 @@ urlpatterns = [
     # The providers are a callable so the page follows the settings as they are when it renders.
     path("accounts/login/", views.LoginView.as_view(extra_context={"oidc_providers": oidc.providers}), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/2fa/", security_views.two_factor, name="two-factor"),
     path("accounts/signup/", accounts.signup, name="citizen-signup"),
     path("accounts/oidc/<slug:name>/login", oidc.oidc_login, name="oidc-login"),
     path("accounts/oidc/<slug:name>/callback", oidc.oidc_callback, name="oidc-callback"),
@@ -49,6 +52,7 @@ urlpatterns = [
     path("org/<slug:slug>/webhooks/", include("broker.webhooks.urls")),
     path("org/<slug:slug>/", include("sharing.urls")),
     path("me/", include("consent.urls")),
+    path("admin/login/", security_views.admin_login),  # the portal's login, with its second factor
     path("admin/", admin.site.urls),
     path("oauth/jwks", jwks.jwks_view, name="jwks"),
     path("oauth/token", oauth_views.token, name="oauth-token"),
@@ -57,6 +61,7 @@ urlpatterns = [
     path(".well-known/oauth-authorization-server", oauth_views.metadata, name="oauth-metadata"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", observability_views.metrics_view, name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include(api_v1)),

@@ -15,6 +15,7 @@ from django.utils import timezone
 from broker import audit, outbox, ratelimit
 from broker.errors import Conflict, Forbidden, InvalidInput, NotFound
 from broker.models import Organisation, User
+from broker.observability import metrics
 from broker.webhooks import fanout
 from broker.webhooks.services import deliveries_write
 from consent import receipts
@@ -228,6 +229,7 @@ def _change(record: ConsentRecord, citizen: User, *, event: str, state: str) -> 
     change.audit_entry_id = entry.pk
     change.receipt = receipts.sign(record, change)
     change.save()
+    transaction.on_commit(lambda: metrics.CONSENT_CHANGES.labels(event=event).inc())
     _tell(record, event)
     return record
 

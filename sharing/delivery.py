@@ -32,6 +32,7 @@ from broker import audit, outbox
 from broker.api_base import by_id
 from broker.errors import InvalidInput, NotFound
 from broker.oauth.tokens import ClientPrincipal
+from broker.observability import metrics
 from sharing import eligibility, policy, vault
 from sharing.models import Dataset, Delivery, DeliverySubject, Grant
 from sharing.schemas import FORMULA_STARTS
@@ -100,6 +101,7 @@ def open_read(grant: Grant) -> Read:
         delivery.save(force_insert=True)
         _write_included(delivery, included)
         outbox.emit("sharing.delivery_recorded", {"delivery": str(delivery.pk)})
+    metrics.RECORDS_DELIVERED.labels(kind="hosted").inc(delivery.records)
     return Read(delivery=delivery, grant=grant, fields=list(grant.fields))
 
 
@@ -360,6 +362,7 @@ def _record_receipt(
     for subject in included:
         subject.delivery = delivery
     DeliverySubject.objects.bulk_create(included, batch_size=5000)
+    transaction.on_commit(lambda: metrics.RECORDS_DELIVERED.labels(kind="federated").inc(delivery.records))
     return delivery
 
 

@@ -18,6 +18,7 @@ from broker.errors import InvalidInput
 from broker.models import Organisation, User
 from broker.oauth import tokens
 from broker.oauth.models import SECRET_PREFIX, IssuedToken, OAuthClient, UsedAssertion, hash_secret
+from broker.observability import metrics
 from broker.policy import OrgAction
 from sharing.models import Grant
 
@@ -179,6 +180,7 @@ def token_issue(
             subject=client.organisation,
             details={"jti": jti, "grant": claims.get("grant_id"), "scope": scope, "dpop": bool(jkt)},
         )
+    metrics.TOKENS_ISSUED.labels(auth_method=client.auth_method).inc()
     response = {
         "access_token": tokens.sign(claims),
         "token_type": "DPoP" if jkt else "Bearer",

@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from broker.keys import sign_jws
 from broker.models import WebhookDelivery
+from broker.observability import metrics
 from consent.rights import RightsRecipient
 
 SET_TYPE = "secevent+jwt"
@@ -195,6 +196,7 @@ def _failed(delivery: WebhookDelivery, status: int | None, error: str, *, final:
     else:
         changes["next_attempt_at"] = min(next_at, deadline)  # one last attempt at the deadline
     WebhookDelivery.objects.filter(pk=delivery.pk, state=State.PENDING).update(**changes)
+    metrics.WEBHOOK_FAILURES.labels(reason=metrics.webhook_failure_reason(status, error, final=final)).inc()
     logger.info("webhook delivery %s failed (attempt %s): %s", delivery.pk, delivery.attempts, error)
     return Outcome("dead" if dead else "retry", status)
 
