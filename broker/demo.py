@@ -1,14 +1,16 @@
-"""Demo data of the trust core that seed_demo writes: each organisation's OAuth clients."""
+"""Demo data of the trust core that seed_demo writes: each organisation's OAuth clients, the admins' second factor."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pyotp
 from joserfc.jwk import ECKey
 
 from broker.models import Organisation, User
 from broker.oauth import services as oauth
 from broker.oauth.models import OAuthClient
+from broker.security import totp
 
 SECRET_CLIENT_NAME = "demo client (client_secret_basic)"  # noqa: S105 (a name)
 KEY_CLIENT_NAME = "demo client (private_key_jwt)"
@@ -18,6 +20,13 @@ SCOPES = ["organisation", "grants", "link_codes", "consent_modules", "datasets",
 def demo_clients(organisation: Organisation, admin: User, known: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """One client of each authentication method; credentials of an earlier run are kept when still valid."""
     return [_secret_client(organisation, admin, known), _key_client(organisation, admin, known)]
+
+
+def totp_secret(user: User, known: dict[str, str]) -> str:
+    """An enrolled authenticator for a demo admin; the secret of an earlier run is kept, so its app keeps working."""
+    secret = known.get(user.username) or pyotp.random_base32()
+    totp.device_install(actor=None, user=user, secret=secret)
+    return secret
 
 
 def _secret_client(organisation: Organisation, admin: User, known: dict[str, dict[str, Any]]) -> dict[str, Any]:

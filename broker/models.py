@@ -322,6 +322,7 @@ class Checkpoint(models.Model):
 # The OAuth server's models live in their own module; importing them here registers them.
 from broker.dga.models import AnnualReport, Incident, IncidentNotice, OperatorProfile  # noqa: E402
 from broker.oauth.models import IssuedToken, OAuthClient, UsedAssertion  # noqa: E402
+from broker.security.models import IdempotentResponse, LoginAttempt, TOTPDevice  # noqa: E402
 from broker.webhooks.models import WebhookDelivery, WebhookEndpoint  # noqa: E402
 
 __all__ = [
@@ -330,11 +331,13 @@ __all__ = [
     "AuditBody",
     "AuditEntry",
     "Checkpoint",
+    "IdempotentResponse",
     "Incident",
     "IncidentNotice",
     "Invitation",
     "IssuedToken",
     "LogHead",
+    "LoginAttempt",
     "Membership",
     "MerkleNode",
     "OAuthClient",
@@ -342,6 +345,7 @@ __all__ = [
     "Organisation",
     "OutboxEvent",
     "SigningKey",
+    "TOTPDevice",
     "UsedAssertion",
     "User",
     "WebhookDelivery",

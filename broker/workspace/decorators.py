@@ -14,10 +14,11 @@ from django.urls import reverse
 from django.utils.http import urlencode
 
 from broker.models import User
+from broker.security.twofactor import VERIFIED_SESSION_KEY
 
 P = ParamSpec("P")
-# Set in the session by the second-factor check once it exists (see docs/operations-workspace.md).
-SECOND_FACTOR_SESSION_KEY = "tiers_2fa_verified"
+# Set in the session when the person passes the second factor at /accounts/2fa/ (broker/security/twofactor.py).
+SECOND_FACTOR_SESSION_KEY = VERIFIED_SESSION_KEY
 
 
 def second_factor_required() -> bool:
@@ -41,8 +42,9 @@ def operator_required(
 ) -> Callable[Concatenate[HttpRequest, P], HttpResponse]:
     """Log in first; operators get the page (with the operator as second argument), anyone else a 404.
 
-    When TIERS_OPERATOR_2FA_REQUIRED is on, an operator whose session has not
-    passed the second factor is sent to the second-factor page first.
+    A session opened by the login form has passed the second factor before it gets here
+    (broker.security.twofactor). When TIERS_OPERATOR_2FA_REQUIRED is on, any other session
+    of an operator that has not passed it (opened another way) is sent to the second-factor page.
     """
 
     @wraps(view)

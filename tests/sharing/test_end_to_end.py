@@ -23,6 +23,7 @@ from broker.models import Organisation, User
 from tests.conftest import wait_for
 from tests.factories import PASSWORD
 from tests.sharing.conftest import JUSTIFICATION, MODULE, PUBLIC_BENEFIT, RESEARCH, TRIPS_SCHEMA
+from tests.twofactor import code_for, secret_on_page
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,6 +38,22 @@ class Person:
         answer = self.http.post(
             f"{base}/accounts/login/",
             data={"username": username, "password": PASSWORD, "csrfmiddlewaretoken": self.http.cookies["csrftoken"]},
+            allow_redirects=False,
+        )
+        assert answer.status_code == 302, answer.text[:500]
+        if answer.headers["Location"].startswith("/accounts/2fa/"):
+            self._second_factor(username, answer.headers["Location"])
+
+    def _second_factor(self, username: str, location: str) -> None:
+        """Operators and admins: enrol with the key the page shows, as a person's app would, and give its code."""
+        page = self.http.get(f"{self.base}{location}")
+        page.raise_for_status()
+        answer = self.http.post(
+            f"{self.base}/accounts/2fa/",
+            data={
+                "code": code_for(username, secret_on_page(page.text)),
+                "csrfmiddlewaretoken": self.http.cookies["csrftoken"],
+            },
             allow_redirects=False,
         )
         assert answer.status_code == 302, answer.text[:500]

@@ -13,7 +13,7 @@ from django.db import transaction
 
 from broker import services
 from broker.audit import sequencer
-from broker.demo import demo_clients
+from broker.demo import demo_clients, totp_secret
 from broker.dga.profile import seed_demo_profile
 from broker.models import Membership, Organisation, User
 from consent.demo import seed_consents
@@ -49,6 +49,9 @@ class Command(BaseCommand):
         previous = self._previous(path)
         known = {user["username"]: user["password"] for user in previous.get("users", [])}
         known_clients = {client["client_id"]: client for client in previous.get("clients", [])}
+        known_totp = {
+            user["username"]: user["totp_secret"] for user in previous.get("users", []) if "totp_secret" in user
+        }
         users: list[dict[str, Any]] = []
         clients: list[dict[str, Any]] = []
         holders: dict[str, tuple[Organisation, User]] = {}
@@ -57,14 +60,14 @@ class Command(BaseCommand):
         with transaction.atomic():
             seed_demo_profile()
             operator = self._user("operator", known, is_staff=True, is_superuser=True)
-            users.append(self._entry(operator, known, "operator", None))
+            users.append(self._entry(operator, known, "operator", None, totp_secret(operator, known_totp)))
             for slug, name, kind, siren, contact, recipient_category in ORGANISATIONS:
                 organisation = self._organisation(operator, slug, name, kind, siren, contact, recipient_category)
                 admin = self._user(f"{slug}-admin", known)
                 services.membership_set(
                     actor=operator, organisation=organisation, user=admin, role=Membership.Role.ADMIN
                 )
-                users.append(self._entry(admin, known, "org_admin", slug))
+                users.append(self._entry(admin, known, "org_admin", slug, totp_secret(admin, known_totp)))
                 clients.extend(demo_clients(organisation, admin, known_clients))
                 if organisation.holds_data:
                     holders[slug] = (organisation, admin)
@@ -103,13 +106,18 @@ class Command(BaseCommand):
             user.save()
         return user
 
-    def _entry(self, user: User, known: dict[str, str], role: str, slug: str | None) -> dict[str, Any]:
-        return {
+    def _entry(
+        self, user: User, known: dict[str, str], role: str, slug: str | None, totp: str | None = None
+    ) -> dict[str, Any]:
+        entry: dict[str, Any] = {
             "username": user.username,
             "password": known[user.username],
             "role": role,
             "organisation": slug,
         }
+        if totp is not None:
+            entry["totp_secret"] = totp  # the second factor: any TOTP app, or `pyotp.TOTP(secret).now()`
+        return entry
 
     def _organisation(
         self, operator: User, slug: str, name: str, kind: str, siren: str, contact: str, recipient_category: str
