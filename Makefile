@@ -9,7 +9,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/tiers
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 export TEST_DATABASE_URL TEST_REDIS_URL
 
-.PHONY: help demo test lint typecheck migrations-check messages install install-dev browser-deps bench clean
+.PHONY: help demo serve faults load test lint typecheck migrations-check messages install install-dev browser-deps bench audit-deps clean
 
 help:
 	@echo "make demo   - install, migrate, seed and serve Tiers on 127.0.0.1:\$${PORT:-8000}"
@@ -51,6 +51,19 @@ messages: install
 demo:
 	@deploy/demo.sh
 
+# Production-like, no containers: DATABASE_URL, REDIS_URL, SECRET_KEY and TIERS_KEK (or TIERS_LOCAL_EPHEMERAL=1).
+serve: install messages
+	@deploy/local.sh
+
+# Fault scenarios on a private PostgreSQL and Redis (docs/faults.md); one FAULT line per scenario.
+faults: install-dev messages
+	@echo "faults: redis_down, postgres_restart, worker_sigkill, receiver_down"
+	@TIERS_FAULTS=1 $(PY) -m pytest tests/faults -q -p no:cacheprovider
+
+# 60 s of mixed API load against deploy/local.sh on a private PostgreSQL and Redis (bench/README.md).
+load: install-dev messages
+	@$(PY) bench/bench_load.py
+
 # The suite runs with production-shaped settings from tests/settings.py.
 lint: install-dev
 	@echo "lint: ruff check, ruff format --check"
@@ -86,9 +99,19 @@ test: install-dev messages lint typecheck browser-deps
 	@$(MAKE) --no-print-directory migrations-check
 	@echo "test: pytest"
 	@$(PY) -m pytest
+	@$(MAKE) --no-print-directory faults
 
 bench: install-dev
 	@$(PY) bench/run.py
+
+# Known vulnerabilities in the pinned runtime dependencies (PyPI advisory data; needs the network).
+# --strict: a dependency it could not check fails the audit. Not part of `make test`: its answer
+# changes with each new advisory, not with our code.
+PIP_AUDIT_VERSION := 2.10.1
+audit-deps: install
+	@$(PY) -m pip_audit --version >/dev/null 2>&1 || $(PY) -m pip install --quiet pip-audit==$(PIP_AUDIT_VERSION)
+	@echo "audit-deps: pip-audit -r requirements.txt"
+	@$(PY) -m pip_audit -r requirements.txt --strict --progress-spinner off
 
 clean:
 	rm -rf $(VENV) staticfiles .mypy_cache .ruff_cache .pytest_cache node_modules

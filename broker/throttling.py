@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from rest_framework import throttling
@@ -12,9 +13,22 @@ if TYPE_CHECKING:  # DRF imports this module while loading its own views
     from rest_framework.request import Request
     from rest_framework.views import APIView
 
+logger = logging.getLogger(__name__)
+
 
 class CallerRateThrottle(throttling.UserRateThrottle):
-    """Per-user limits that count each OAuth client apart (an OAuth client is no user: it has no pk)."""
+    """Per-user limits that count each OAuth client apart (an OAuth client is no user: it has no pk).
+
+    The counts live in Redis; while it is down the request is allowed and the miss logged, as in
+    `broker.ratelimit`: a limit must not turn a Redis outage into a refusal of service (docs/faults.md).
+    """
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        try:
+            return super().allow_request(request, view)
+        except Exception:
+            logger.warning("API rate limit %s not enforced: cache unavailable", self.scope)
+            return True
 
     def get_cache_key(self, request: Request, view: APIView) -> str | None:
         if isinstance(request.auth, Caller):

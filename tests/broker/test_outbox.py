@@ -90,7 +90,7 @@ def test_an_event_leased_by_a_live_worker_is_not_handled_twice() -> None:
 @pytest.mark.django_db
 def test_sweeper_resends_what_a_lost_message_or_dead_worker_left(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     relayed: list[int] = []
-    monkeypatch.setattr(outbox, "relay", relayed.append)
+    monkeypatch.setattr(outbox, "relay", lambda event_id: relayed.append(event_id) or True)
     long_ago = timezone.now() - timedelta(hours=1)
     with transaction.atomic():
         lost = outbox.emit("test.flaky", {})
@@ -144,3 +144,129 @@ def test_verifying_twice_emits_once(operator) -> None:  # type: ignore[no-untype
     services.organisation_verify(actor=operator, organisation=organisation)
     assert OutboxEvent.objects.filter(topic="organisation.verified").count() == 1
     assert Organisation.objects.get(pk=organisation.pk).is_verified
+
+
+@pytest.fixture
+def other_connection(transactional_db: None):  # type: ignore[no-untyped-def]
+    """A second database session, as another worker would hold."""
+    import psycopg
+    from django.db import connection
+
+    database = connection.settings_dict
+    with psycopg.connect(
+        host=database["HOST"] or "127.0.0.1",
+        port=int(database["PORT"] or 5432),
+        user=database["USER"] or "postgres",
+        password=database["PASSWORD"] or None,
+        dbname=database["NAME"],
+    ) as session:
+        yield session
+
+
+def _committed_event(payload: dict[str, object] | None = None) -> OutboxEvent:
+    with transaction.atomic():
+        return outbox.emit("test.flaky", payload or {})
+
+
+def test_an_event_another_worker_is_claiming_is_skipped_without_waiting(other_connection, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(outbox, "relay", lambda event_id: True)
+    event = _committed_event()
+    other_connection.execute("SELECT id FROM broker_outboxevent WHERE id = %s FOR UPDATE", [event.pk])
+    other_connection.execute("SET lock_timeout = '5s'")
+
+    started = timezone.now()
+    assert outbox.dispatch(event.pk) is False  # SKIP LOCKED: no wait on the other claim
+    assert (timezone.now() - started).total_seconds() < 2
+    assert calls == []
+
+    other_connection.rollback()  # the other worker gave up its claim
+    assert outbox.dispatch(event.pk) is True
+    assert calls == [event.pk]
+
+
+def test_two_sweepers_at_once_take_different_events(other_connection, monkeypatch, settings) -> None:  # type: ignore[no-untyped-def]
+    relayed: list[int] = []
+    monkeypatch.setattr(outbox, "relay", lambda event_id: relayed.append(event_id) or True)
+    settings.OUTBOX_RESEND_AFTER_SECONDS = 0
+    events = [_committed_event() for _ in range(4)]
+    OutboxEvent.objects.update(created_at=timezone.now() - timedelta(minutes=5))
+    held = [event.pk for event in events[:2]]
+    other_connection.execute("SELECT id FROM broker_outboxevent WHERE id = ANY(%s) FOR UPDATE", [held])
+    relayed.clear()  # the relays of the commits themselves
+
+    assert outbox.sweep() == 2
+    assert relayed == [event.pk for event in events[2:]]
+
+
+@pytest.mark.django_db
+def test_the_sweeper_resends_in_batches(monkeypatch, settings) -> None:  # type: ignore[no-untyped-def]
+    relayed: list[int] = []
+    monkeypatch.setattr(outbox, "relay", lambda event_id: relayed.append(event_id) or True)
+    settings.OUTBOX_RESEND_AFTER_SECONDS = 0
+    events = [_committed_event() for _ in range(7)]
+    OutboxEvent.objects.update(created_at=timezone.now() - timedelta(minutes=5))
+
+    assert outbox.sweep(batch=3) == 7
+    assert relayed == [event.pk for event in events]
+
+
+@pytest.mark.django_db
+def test_the_sweeper_stops_while_the_broker_is_down(monkeypatch, settings) -> None:  # type: ignore[no-untyped-def]
+    attempts: list[int] = []
+    monkeypatch.setattr(outbox, "relay", lambda event_id: attempts.append(event_id) and False)
+    settings.OUTBOX_RESEND_AFTER_SECONDS = 0
+    for _ in range(3):
+        _committed_event()
+    OutboxEvent.objects.update(created_at=timezone.now() - timedelta(minutes=5))
+
+    assert outbox.sweep() == 0
+    assert len(attempts) == 1  # not one failed publish per pending event
+
+
+@pytest.mark.django_db
+def test_an_event_that_keeps_failing_is_quarantined_after_the_last_attempt(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.OUTBOX_MAX_ATTEMPTS = 3
+    event = _committed_event({"fail": True})
+    for attempt in range(1, 4):
+        OutboxEvent.objects.filter(pk=event.pk).update(leased_until=None)  # the backoff has run out
+        with pytest.raises(ConnectionError):
+            outbox.dispatch(event.pk)
+        event.refresh_from_db()
+        assert event.attempts == attempt
+
+    assert event.handled_at is not None
+    assert event.last_error.startswith("quarantined: 3 attempts failed; last error: ConnectionError")
+    assert list(outbox.quarantined()) == [event]
+    assert outbox.sweep() == 0
+    assert outbox.dispatch(event.pk) is False
+    assert len(calls) == 3
+
+
+@pytest.mark.django_db
+def test_an_event_whose_handler_kills_its_worker_is_quarantined_at_the_next_claim(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.OUTBOX_MAX_ATTEMPTS = 3
+    event = _committed_event()
+    # Three workers died in its handler: each claim counted, none finished, the leases ran out.
+    OutboxEvent.objects.filter(pk=event.pk).update(attempts=3, leased_until=timezone.now() - timedelta(seconds=1))
+
+    assert outbox.dispatch(event.pk) is False
+    event.refresh_from_db()
+    assert event.last_error.startswith("quarantined: 3 attempts without success")
+    assert calls == []
+
+
+@pytest.mark.django_db
+def test_a_quarantined_event_can_be_requeued_once_fixed(monkeypatch, settings) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(outbox, "relay", lambda event_id: True)
+    settings.OUTBOX_MAX_ATTEMPTS = 1
+    event = _committed_event({"fail": True})
+    with pytest.raises(ConnectionError):
+        outbox.dispatch(event.pk)
+    OutboxEvent.objects.filter(pk=event.pk).update(payload={})  # the cause is fixed
+
+    assert outbox.requeue(event.pk) is True
+    assert outbox.dispatch(event.pk) is True
+    event.refresh_from_db()
+    assert event.attempts == 1
+    assert event.last_error == ""
+    assert not outbox.quarantined().exists()
