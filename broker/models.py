@@ -156,6 +156,8 @@ class OutboxEvent(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     handled_at = models.DateTimeField(null=True, blank=True)
+    # Taken out of the queue after OUTBOX_MAX_ATTEMPTS claims without success (a poison event).
+    quarantined_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]

@@ -10,8 +10,8 @@ leaves an event the sweeper hands on. Handlers must be idempotent: an event may
 be handled more than once, never zero times.
 
 An event that fails `OUTBOX_MAX_ATTEMPTS` times, or whose handler kills its
-worker that often, is quarantined: taken out of the queue with `handled_at` set
-and `last_error` starting with "quarantined:", so that one poison event cannot
+worker that often, is quarantined: taken out of the queue with `quarantined_at` set and its
+last error kept, so that one poison event cannot
 occupy the workers for ever. An operator reads it, fixes the cause and re-queues
 it with `requeue()`.
 """
@@ -33,7 +33,6 @@ from broker.models import OutboxEvent
 
 Handler = Callable[[OutboxEvent], None]
 
-QUARANTINED = "quarantined:"
 
 logger = logging.getLogger(__name__)
 _handlers: dict[str, Handler] = {}
@@ -76,7 +75,7 @@ def relay(event_id: int) -> bool:
 
 def _due(now: datetime) -> QuerySet[OutboxEvent]:
     """Unhandled events that nobody holds: never leased, or whose lease (or backoff) has run out."""
-    return OutboxEvent.objects.filter(handled_at__isnull=True).filter(
+    return OutboxEvent.objects.filter(handled_at__isnull=True, quarantined_at__isnull=True).filter(
         Q(leased_until__isnull=True) | Q(leased_until__lt=now)
     )
 
@@ -101,11 +100,7 @@ def _claim(event_id: int) -> OutboxEvent | None:
 
 def _quarantine(event: OutboxEvent, now: datetime, reason: str) -> None:
     """Take a poison event out of the queue, visibly; `requeue()` puts it back."""
-    # There is no quarantined_at column yet: handled_at takes it out of the sweeper's sight,
-    # and the prefix of last_error tells a quarantined event from a handled one.
-    OutboxEvent.objects.filter(pk=event.pk).update(
-        handled_at=now, leased_until=None, last_error=f"{QUARANTINED} {reason}"[:2000]
-    )
+    OutboxEvent.objects.filter(pk=event.pk).update(quarantined_at=now, leased_until=None, last_error=reason[:2000])
     logger.error("outbox event %s (%s) quarantined: %s", event.pk, event.topic, reason)
 
 
@@ -160,12 +155,12 @@ def sweep(limit: int = 5000, batch: int = 500) -> int:
 
 def quarantined() -> QuerySet[OutboxEvent]:
     """Events taken out of the queue after too many attempts."""
-    return OutboxEvent.objects.filter(handled_at__isnull=False, last_error__startswith=QUARANTINED)
+    return OutboxEvent.objects.filter(quarantined_at__isnull=False, handled_at__isnull=True)
 
 
 def requeue(event_id: int) -> bool:
     """Put a quarantined event back in the queue with a fresh count, once its cause is fixed."""
-    requeued = quarantined().filter(pk=event_id).update(handled_at=None, leased_until=None, attempts=0)
+    requeued = quarantined().filter(pk=event_id).update(quarantined_at=None, leased_until=None, attempts=0)
     if requeued:
         transaction.on_commit(lambda: relay(event_id), robust=True)
     return bool(requeued)

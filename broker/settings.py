@@ -191,7 +191,11 @@ CELERY_BEAT_SCHEDULE = {
     "audit-sequence": {"task": "broker.tasks.audit_sequence", "schedule": 1.0, "options": {"expires": 5}},
     "oauth-purge-expired": {"task": "broker.tasks.oauth_purge_expired", "schedule": 3600.0},
     # Re-queues webhook deliveries whose next attempt is due, or whose worker died (docs/webhooks.md).
-    "webhooks-retry": {"task": "broker.webhooks.tasks.webhooks_retry", "schedule": 15.0, "options": {"expires": 30}},
+    "webhooks-retry": {
+        "task": "broker.webhooks.tasks.webhooks_retry",
+        "schedule": env.float("TIERS_WEBHOOK_RETRY_SECONDS", default=15.0),
+        "options": {"expires": 30},
+    },
     # Scheduled jobs (docs/jobs.md): each is safe to run twice at once; a run later than its
     # interval is dropped, since the next one does the same work.
     "consents-expire": {"task": "consent.tasks.consents_expire", "schedule": 300.0, "options": {"expires": 300}},
@@ -245,6 +249,11 @@ TIERS_OPERATOR_2FA_REQUIRED = env.bool("TIERS_OPERATOR_2FA_REQUIRED", default=Fa
 
 # Endpoints are HTTPS. Plain http:// to 127.0.0.1 or localhost is also accepted when this is true:
 # by default in DEBUG, or when Tiers itself is not served over HTTPS (the demo, the tests).
+# First retry after about this many seconds (full jitter), doubling up to an hour between attempts.
+TIERS_WEBHOOK_BACKOFF_BASE_SECONDS = env.float("TIERS_WEBHOOK_BACKOFF_BASE_SECONDS", default=30.0)
+# A worker's claim on a delivery: longer than one attempt (10 s timeout, signing), so a live worker
+# keeps it; a killed worker's delivery is retried once it lapses.
+TIERS_WEBHOOK_LEASE_SECONDS = env.int("TIERS_WEBHOOK_LEASE_SECONDS", default=60)
 TIERS_WEBHOOK_ALLOW_LOOPBACK_HTTP = env.bool(
     "TIERS_WEBHOOK_ALLOW_LOOPBACK_HTTP", default=DEBUG or not SERVED_OVER_HTTPS
 )
@@ -406,7 +415,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "broker.problems.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
+        "broker.throttling.AnonymousRateThrottle",
         "broker.throttling.CallerRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {

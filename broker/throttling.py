@@ -16,19 +16,27 @@ if TYPE_CHECKING:  # DRF imports this module while loading its own views
 logger = logging.getLogger(__name__)
 
 
-class CallerRateThrottle(throttling.UserRateThrottle):
-    """Per-user limits that count each OAuth client apart (an OAuth client is no user: it has no pk).
-
-    The counts live in Redis; while it is down the request is allowed and the miss logged, as in
+class FailOpen:
+    """The counts live in Redis; while it is down the request is allowed and the miss logged, as in
     `broker.ratelimit`: a limit must not turn a Redis outage into a refusal of service (docs/faults.md).
     """
 
+    scope: str | None
+
     def allow_request(self, request: Request, view: APIView) -> bool:
         try:
-            return super().allow_request(request, view)
+            return super().allow_request(request, view)  # type: ignore[misc]
         except Exception:
             logger.warning("API rate limit %s not enforced: cache unavailable", self.scope)
             return True
+
+
+class AnonymousRateThrottle(FailOpen, throttling.AnonRateThrottle):
+    """Per-address limits for callers who are not logged in."""
+
+
+class CallerRateThrottle(FailOpen, throttling.UserRateThrottle):
+    """Per-user limits that count each OAuth client apart (an OAuth client is no user: it has no pk)."""
 
     def get_cache_key(self, request: Request, view: APIView) -> str | None:
         if isinstance(request.auth, Caller):

@@ -78,8 +78,9 @@ class DatabaseCollector(Collector):
         from broker.webhooks.models import WebhookDelivery
 
         now = timezone.now()
-        outbox = OutboxEvent.objects.filter(handled_at__isnull=True).aggregate(oldest=Min("created_at"))
-        pending = OutboxEvent.objects.filter(handled_at__isnull=True).count()
+        waiting = OutboxEvent.objects.filter(handled_at__isnull=True, quarantined_at__isnull=True)
+        outbox = waiting.aggregate(oldest=Min("created_at"))
+        pending = waiting.count()
         unsequenced = AuditEntry.objects.filter(leaf_index__isnull=True).aggregate(oldest=Min("created_at"))
         dead = WebhookDelivery.objects.filter(state=WebhookDelivery.State.DEAD).count()
         yield GaugeMetricFamily(

@@ -1,7 +1,7 @@
 """Sending webhook deliveries: a signed SET per attempt, retried with backoff until 2xx or dead.
 
 A worker claims a delivery with `SELECT … FOR UPDATE SKIP LOCKED` and leases it
-for LEASE_SECONDS; the POST happens after that short transaction commits, so no
+for TIERS_WEBHOOK_LEASE_SECONDS; the POST happens after that short transaction commits, so no
 row lock is held across the network. A worker killed mid-attempt leaves a lease
 that runs out, and the scheduled `webhooks_retry` job queues the delivery again.
 Only a 2xx answer marks a delivery delivered; receivers deduplicate on its jti.
@@ -34,11 +34,8 @@ from consent.rights import RightsRecipient
 SET_TYPE = "secevent+jwt"
 MEDIA_TYPE = "application/secevent+jwt"
 TIMEOUT_SECONDS = 10.0
-BACKOFF_BASE_SECONDS = 30.0
 BACKOFF_CAP_SECONDS = 3600.0
 RETRY_FOR = datetime.timedelta(hours=26)
-# Longer than one attempt (connect and read timeouts, signing): a live worker never loses its lease.
-LEASE_SECONDS = 60
 REQUEUE_BATCH = 500
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -71,7 +68,7 @@ def sign_set(delivery: WebhookDelivery, url: str) -> str:
 
 def backoff_seconds(attempts: int) -> float:
     """Full jitter: uniform between 0 and min(cap, base × 2^(attempts − 1))."""
-    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0))
+    ceiling = min(BACKOFF_CAP_SECONDS, settings.TIERS_WEBHOOK_BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0))
     return random.uniform(0, ceiling)  # noqa: S311 (jitter, not a secret)
 
 
@@ -140,7 +137,7 @@ def _claim(delivery_id: uuid.UUID | str) -> WebhookDelivery | None:
         if delivery is None:
             return None
         delivery.attempts += 1
-        delivery.leased_until = now + datetime.timedelta(seconds=LEASE_SECONDS)
+        delivery.leased_until = now + datetime.timedelta(seconds=settings.TIERS_WEBHOOK_LEASE_SECONDS)
         delivery.save(update_fields=["attempts", "leased_until"])
     return delivery
 

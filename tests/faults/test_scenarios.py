@@ -84,7 +84,7 @@ class Scenario:
         assert not self.stack.receiver.tally.refused, self.stack.receiver.tally.refused
         pending = self.stack.query(
             "SELECT count(*) FROM broker_outboxevent WHERE created_at >= %s AND (handled_at IS NULL "
-            "OR last_error LIKE 'quarantined:%%')",
+            "OR quarantined_at IS NOT NULL)",
             [self.since],
         )[0][0]
         assert pending == 0, f"{pending} outbox events unhandled or quarantined"

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from broker.models import Organisation, User, WebhookDelivery
 from broker.webhooks import delivery, services
-from broker.webhooks.delivery import BACKOFF_BASE_SECONDS, BACKOFF_CAP_SECONDS
+from broker.webhooks.delivery import BACKOFF_CAP_SECONDS
 from consent import services as consent
 from tests.broker.webhooks.conftest import JwksSession, Receiver, World, endpoint_for
 from tests.conftest import client_for
@@ -72,14 +72,18 @@ def test_a_refusal_schedules_the_next_attempt_with_jitter_within_bounds(world: W
     sent.refresh_from_db()
     assert sent.state == State.PENDING
     assert (sent.attempts, sent.last_status, sent.last_error) == (1, 503, "HTTP 503 Service Unavailable")
-    assert before <= sent.next_attempt_at <= timezone.now() + datetime.timedelta(seconds=BACKOFF_BASE_SECONDS)
+    assert (
+        before
+        <= sent.next_attempt_at
+        <= timezone.now() + datetime.timedelta(seconds=settings.TIERS_WEBHOOK_BACKOFF_BASE_SECONDS)
+    )
     assert sent.leased_until is None
     assert delivery.deliver(sent.pk).result == "skipped"  # not due yet
 
 
 @pytest.mark.parametrize("attempts", [1, 2, 3, 5, 8, 20])
 def test_backoff_doubles_from_30_seconds_with_full_jitter_and_a_one_hour_cap(attempts: int) -> None:
-    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempts - 1))
+    ceiling = min(BACKOFF_CAP_SECONDS, settings.TIERS_WEBHOOK_BACKOFF_BASE_SECONDS * 2 ** (attempts - 1))
     delays = [delivery.backoff_seconds(attempts) for _ in range(500)]
     assert all(0 <= delay <= ceiling for delay in delays)
     assert max(delays) > ceiling / 2  # spread over the range, not a fixed delay
