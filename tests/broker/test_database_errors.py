@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import pytest
+from django.core import signals
 from django.core.handlers.exception import convert_exception_to_response
-from django.db import OperationalError
+from django.db import OperationalError, close_old_connections
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.test import RequestFactory
 
@@ -48,7 +50,17 @@ def test_a_middleware_that_loses_the_database_answers_503_instead_of_500() -> No
     _assert_unavailable(middleware(RequestFactory().get("/api/v1/me/consents/")))  # type: ignore[arg-type]
 
 
-def test_a_stream_that_loses_the_database_before_its_first_chunk_answers_503() -> None:
+@pytest.fixture
+def no_connection_cleanup() -> Iterator[None]:
+    """Closing the response sends request_finished; as Django's test client does, keep the test's connection."""
+    signals.request_finished.disconnect(close_old_connections)
+    try:
+        yield
+    finally:
+        signals.request_finished.connect(close_old_connections)
+
+
+def test_a_stream_that_loses_the_database_before_its_first_chunk_answers_503(no_connection_cleanup: None) -> None:
     def rows() -> Iterator[bytes]:
         raise OperationalError("terminating connection due to administrator command")
         yield b""
