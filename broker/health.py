@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import redis
 from django.conf import settings
@@ -53,3 +54,23 @@ def readyz(request: HttpRequest) -> HttpResponse:
         return JsonResponse({"status": "ready", "checks": checks})
     failing = ", ".join(name for name, ok in checks.items() if not ok)
     return problem_response(503, detail=f"Not ready: {failing} unreachable.", extensions={"checks": checks})
+
+
+class ProbeMiddleware:
+    """Answers /healthz and /readyz before anything checks the Host header.
+
+    Orchestrators probe a pod at its own address, which is no name in ALLOWED_HOSTS:
+    the probes say nothing about any tenant and read no request data, so they need
+    no host check, redirect or session.
+    """
+
+    PROBES = {"/healthz": healthz, "/readyz": readyz}
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        probe = self.PROBES.get(request.path_info)
+        if probe is not None and request.method in ("GET", "HEAD"):
+            return probe(request)
+        return self.get_response(request)

@@ -86,6 +86,8 @@ MIDDLEWARE = [
     "broker.observability.middleware.RequestObservabilityMiddleware",
     # A lost database answers 503, whichever layer met it (docs/faults.md).
     "broker.database_errors.DatabaseUnavailableMiddleware",
+    # Probes answer at a pod's own address, before the Host check (broker/health.py).
+    "broker.health.ProbeMiddleware",
     "broker.middleware.TrustedProxyMiddleware",
     # Refuses an oversized body before anything reads it (docs/security.md).
     "broker.security.limits.RequestSizeLimitMiddleware",

@@ -29,3 +29,10 @@ def test_readyz_is_a_503_problem_when_redis_is_unreachable(api: APIClient, setti
     body = response.json()
     assert body["checks"] == {"database": True, "redis": False}
     assert "redis" in body["detail"]
+
+
+@pytest.mark.django_db
+def test_probes_answer_at_a_pods_own_address_which_is_no_allowed_host(client) -> None:  # type: ignore[no-untyped-def]
+    assert client.get("/healthz", HTTP_HOST="10.42.3.17:8000").status_code == 200
+    assert client.get("/readyz", HTTP_HOST="10.42.3.17:8000").status_code == 200
+    assert client.get("/api/v1/register", HTTP_HOST="10.42.3.17:8000").status_code == 400  # everything else checks
