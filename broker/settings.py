@@ -407,7 +407,7 @@ if DEBUG:
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "broker.oauth.authentication.AccessTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "broker.api_base.PortalSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -440,6 +440,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "broker.api_schema.add_problem_responses",
+    ],
     # Several models have a `state`; each choice set gets its own, readable name.
     "ENUM_NAME_OVERRIDES": {
         "DatasetStateEnum": "sharing.models.Dataset.State",

@@ -8,14 +8,13 @@ from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from broker import policy
-from broker.api_base import acting_user, calling_organisation
+from broker.api_base import PortalSessionAuthentication, acting_user, calling_organisation
 from broker.errors import NotFound
 from broker.oauth.tokens import Caller
 from broker.policy import OrgAction
@@ -135,7 +134,7 @@ class GiveConsent(serializers.Serializer[Any]):
 
 class CitizenView(APIView):
     # A citizen's own data: a person's session only (with CSRF), never an organisation's token.
-    authentication_classes = [SessionAuthentication]
+    authentication_classes = [PortalSessionAuthentication]
     permission_classes = [IsCitizen]
 
 

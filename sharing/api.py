@@ -7,6 +7,7 @@ sharing.delivery and, for who may do what, sharing.policy.
 from __future__ import annotations
 
 import io
+import re
 from typing import IO, Any, cast
 
 from django.db.models import QuerySet
@@ -14,15 +15,14 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
-from rest_framework.authentication import SessionAuthentication
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import BaseParser
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import AllowAny, IsAuthenticatedOrReadOnly
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from broker.api_base import acting_user, by_id, calling_organisation
+from broker.api_base import PortalSessionAuthentication, acting_user, by_id, calling_organisation
 from broker.errors import InvalidInput, NotFound, TiersError
 from broker.oauth.authentication import AccessTokenAuthentication
 from broker.oauth.tokens import ClientPrincipal
@@ -38,6 +38,9 @@ from sharing.models import (
     Upload,
     UploadError,
 )
+
+SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")
+
 
 # --- datasets ------------------------------------------------------------------------------------
 
@@ -75,6 +78,8 @@ class DatasetList(generics.ListAPIView[Dataset]):
     def get_queryset(self) -> QuerySet[Dataset]:
         datasets = policy.datasets_visible_to(self.request.user).select_related("holder")
         holder = self.request.query_params.get("holder")
+        if holder and not SLUG.fullmatch(holder):
+            raise InvalidInput("holder is an organisation's slug.")
         return datasets.filter(holder__slug=holder) if holder else datasets
 
     @extend_schema(request=DatasetRegistration, responses={201: DatasetSerializer})
@@ -235,7 +240,7 @@ class UploadDetail(APIView):
 class AgreementSerializer(serializers.ModelSerializer[Agreement]):
     holder = serializers.CharField(source="holder.slug", read_only=True)
     datasets = serializers.PrimaryKeyRelatedField[Dataset](many=True, read_only=True)
-    predecessor = serializers.PrimaryKeyRelatedField[Agreement](read_only=True)
+    predecessor = serializers.PrimaryKeyRelatedField[Agreement](read_only=True, allow_null=True)
 
     class Meta:
         model = Agreement
@@ -288,8 +293,7 @@ class AgreementList(generics.ListAPIView[Agreement]):
         agreements = policy.agreements_visible_to(self.request.user).select_related("holder")
         return agreements.prefetch_related("datasets")
 
-    def get_permissions(self) -> list[Any]:
-        return [] if self.request.method == "GET" else [IsAuthenticated()]
+    permission_classes = [IsAuthenticatedOrReadOnly]
 
     @extend_schema(request=AgreementProposal, responses={201: AgreementSerializer})
     def post(self, request: Request) -> Response:
@@ -307,7 +311,7 @@ def _agreement(request: Request, agreement_id: Any) -> Agreement:
 
 
 class AgreementDetail(APIView):
-    permission_classes: list[Any] = []
+    permission_classes = [AllowAny]
 
     @extend_schema(responses={200: AgreementSerializer})
     def get(self, request: Request, agreement_id: str) -> Response:
@@ -410,6 +414,8 @@ class AccessRequestList(generics.ListAPIView[AccessRequest]):
     def get_queryset(self) -> QuerySet[AccessRequest]:
         found = policy.requests_visible_to(self.request.user).select_related("organisation", "agreement__holder")
         state = self.request.query_params.get("state")
+        if state and state not in AccessRequest.State.values:
+            raise InvalidInput(f"state is one of: {', '.join(AccessRequest.State.values)}.")
         return found.filter(state=state) if state else found
 
     @extend_schema(request=AccessRequestSubmission, responses={201: AccessRequestSerializer})
@@ -695,7 +701,7 @@ class MyAccesses(generics.ListAPIView[DeliverySubject]):
     proof endpoint prove it is in the log.
     """
 
-    authentication_classes = [SessionAuthentication]
+    authentication_classes = [PortalSessionAuthentication]
     permission_classes = [IsCitizen]
     serializer_class = AccessSerializer
 

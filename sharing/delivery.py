@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -29,10 +30,12 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from broker import audit, outbox
+from broker import policy as org_policy
 from broker.api_base import by_id
 from broker.errors import InvalidInput, NotFound
 from broker.oauth.tokens import ClientPrincipal
 from broker.observability import metrics
+from broker.policy import OrgAction
 from sharing import eligibility, policy, vault
 from sharing.models import Dataset, Delivery, DeliverySubject, Grant
 from sharing.schemas import FORMULA_STARTS
@@ -218,7 +221,7 @@ def stream_csv(read: Read) -> Iterator[bytes]:
     """The read as CSV with a header row; cells that a spreadsheet would run as formulas are quoted."""
     columns = (["subject_pseudonym"] if read.grant.dataset.is_personal else []) + read.fields
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([_csv_cell(column) for column in columns])
     for record in _records(read):
         writer.writerow([_csv_cell(record.get(column)) for column in columns])
@@ -229,11 +232,18 @@ def stream_csv(read: Read) -> Iterator[bytes]:
     yield out.getvalue().encode()
 
 
+# A line break inside a cell followed by a formula: a lax reader would start a row, and a formula, there.
+_FORMULA_AFTER_BREAK = re.compile(r"([\r\n])(?=[=+\-@\t])")
+
+
 def _csv_cell(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in FORMULA_STARTS:
-        return "'" + value  # OWASP CSV injection: never let a cell start a formula
+    """OWASP CSV injection: no cell, nor any line within a cell, starts a formula."""
     if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False)
+        value = json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str):
+        if value[:1] in FORMULA_STARTS:
+            value = "'" + value
+        value = _FORMULA_AFTER_BREAK.sub(r"\1'", value)
     return value
 
 
@@ -286,6 +296,8 @@ def receipt_record(*, by: ClientPrincipal, compact: str) -> Delivery:
     included (the holder's references, each with its count).
     """
     client = by.caller.client
+    # The scope first: a client that may not report hears so before anything is verified.
+    org_policy.require(by, OrgAction.DECIDE, by.caller.organisation)
     if not client.jwks:
         raise InvalidInput("Receipts verify against the client's registered JWK Set; jwks_uri is not read yet.")
     claims = _verified_receipt(client.jwks, compact, client.client_id)

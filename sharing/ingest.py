@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 import os
 import tempfile
@@ -143,33 +142,64 @@ def _raw_rows(upload: Upload, stream: IO[bytes], names: list[str]) -> Iterator[t
             except (ValueError, UnicodeDecodeError) as exc:
                 yield number, f"not JSON: {exc}"
                 continue
+            except RecursionError:
+                yield number, "JSON nested too deeply"
+                continue
             yield number, value if isinstance(value, dict) else "not a JSON object"
         return
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    reader = csv.reader(text, strict=True)
+    too_long: list[int] = []
+
+    def physical_lines() -> Iterator[str]:
+        """The file's lines as text; a line over MAX_LINE_BYTES is set aside (an empty line in its place)."""
+        for number, line in _lines(stream):
+            if line is None:
+                too_long.append(number)
+                yield "\n"
+                continue
+            try:
+                yield line.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise _Unreadable(f"not UTF-8 at line {number}: {exc.reason}") from exc
+
+    reader = csv.reader(physical_lines(), strict=True)
     try:
         header = next(reader, None)
         if header is None:
             raise _Unreadable("the file is empty")
-        missing = [name for name in names if name not in header]
-        extra = [name for name in header if name not in names]
-        if missing or extra or len(set(header)) != len(header):
-            raise _Unreadable(
-                "the header must name the schema's fields once each"
-                + (f"; missing: {', '.join(missing)}" if missing else "")
-                + (f"; unknown: {', '.join(extra)}" if extra else "")
-            )
+        check_header(header, names)
         for row in reader:
+            while too_long:
+                yield too_long.pop(0), f"line longer than {MAX_LINE_BYTES} bytes"
             if not row:
                 continue
             if len(row) != len(header):
                 yield reader.line_num, f"{len(row)} values for {len(header)} columns"
                 continue
             yield reader.line_num, dict(zip(header, row, strict=True))
-    except UnicodeDecodeError as exc:
-        raise _Unreadable(f"not UTF-8 after line {reader.line_num}: {exc.reason}") from exc
+        while too_long:
+            yield too_long.pop(0), f"line longer than {MAX_LINE_BYTES} bytes"
     except csv.Error as exc:
-        raise _Unreadable(f"CSV error at line {reader.line_num}: {exc}") from exc
+        raise _Unreadable(f"CSV error at line {reader.line_num}: {str(exc)[:200]}") from exc
+
+
+MAX_NAMED = 20
+
+
+def check_header(header: list[str], names: list[str]) -> None:
+    """The CSV header names each schema field once; the reason names at most 20 culprits."""
+    missing = [name for name in names if name not in header]
+    extra = [name[:100] for name in header if name not in names]
+    if missing or extra or len(set(header)) != len(header):
+
+        def listed(found: list[str]) -> str:
+            more = f" and {len(found) - MAX_NAMED} more" if len(found) > MAX_NAMED else ""
+            return ", ".join(found[:MAX_NAMED]) + more
+
+        raise _Unreadable(
+            "the header must name the schema's fields once each"
+            + (f"; missing: {listed(missing)}" if missing else "")
+            + (f"; unknown: {listed(extra)}" if extra else "")
+        )
 
 
 class _Rejected(Exception):
@@ -250,6 +280,8 @@ def _load(upload: Upload, dataset: Dataset, errors: list[UploadError], counts: d
                 subject = values.get(key_field) if key_field else ""
                 if key_field and not problems and (subject is None or not str(subject).strip()):
                     problems.append((key_field, f"{key_field}: the subject key is empty"))
+                elif key_field and not problems and ("\x00" in str(subject) or len(str(subject)) > 128):
+                    problems.append((key_field, f"{key_field}: a subject key has at most 128 characters, no NUL"))
                 if problems:
                     refuse(line, problems[0][0], "; ".join(reason for _, reason in problems))
                     continue
@@ -260,6 +292,17 @@ def _load(upload: Upload, dataset: Dataset, errors: list[UploadError], counts: d
                 counts["loaded"] += 1
                 yield subject_ref, vault.encrypt_payload(aead, plaintext, vault.record_aad(dataset.pk, subject_ref))
 
+    if upload.format == Upload.Format.CSV:
+        # Checked before COPY starts: a refusal raised inside COPY travels to PostgreSQL as its message.
+        with open(upload.path, "rb") as stream:
+            first = stream.readline(MAX_LINE_BYTES + 1)
+        try:
+            header = next(csv.reader([first.decode("utf-8-sig")]), None)
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise _Unreadable(f"the header line cannot be read: {str(exc)[:200]}") from exc
+        if header is None:
+            raise _Unreadable("the file is empty")
+        check_header(header, reader.names)
     write_records(dataset.pk, upload.pk, version, rows())
 
 

@@ -664,6 +664,10 @@ def results_file(
     *, by: Principal, grant: Grant, summary: str, data_deleted: bool, outputs: Sequence[str] = ()
 ) -> ProcessingResult:
     """The data user reports what the data served, once the grant has ended (it feeds the annual report)."""
+    if policy.grants_visible_to(by).filter(pk=grant.pk).exists() and not policy.organisations_of(
+        by, "access_requests"
+    ).__contains__(grant.organisation_id):
+        raise Forbidden("Only the data user that held the grant files its results.")
     policy.require_org(by, OrgAction.REQUEST_ACCESS, grant.organisation)
     if len(summary.strip()) < MIN_JUSTIFICATION:
         raise InvalidInput(f"Say what the data served, in {MIN_JUSTIFICATION} characters or more.")

@@ -6,13 +6,12 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from broker import policy, selectors
-from broker.api_base import acting_user
+from broker.api_base import PortalSessionAuthentication, acting_user
 from broker.errors import NotFound
 from broker.oauth import services
 from broker.oauth.models import OAuthClient
@@ -66,7 +65,7 @@ class ClientRotation(serializers.Serializer[Any]):
 
 class HumanOnly(APIView):
     # A client may not register or rotate clients: only a person, with a session.
-    authentication_classes = [SessionAuthentication]
+    authentication_classes = [PortalSessionAuthentication]
 
     def client_of_caller(self, request: Request, client_id: str) -> OAuthClient:
         client = OAuthClient.objects.select_related("organisation").filter(client_id=client_id).first()

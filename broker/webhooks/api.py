@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.db.models import QuerySet
@@ -19,6 +20,8 @@ from broker.oauth.tokens import Caller
 from broker.policy import OrgAction
 from broker.webhooks import services
 from sharing.models import Grant
+
+SLUG = re.compile(r"[a-z][a-z0-9-]{0,63}")
 
 
 class EndpointSerializer(serializers.ModelSerializer[WebhookEndpoint]):
@@ -128,8 +131,11 @@ class DeliveryList(generics.ListAPIView[WebhookDelivery]):
             if state not in WebhookDelivery.State.values:
                 raise InvalidInput(f"state is one of: {', '.join(WebhookDelivery.State.values)}.")
             deliveries = deliveries.filter(state=state)
-        if params.get("event_type"):
-            deliveries = deliveries.filter(event_type=params["event_type"])
+        event_type = params.get("event_type")
+        if event_type:
+            if not SLUG.fullmatch(event_type):
+                raise InvalidInput("event_type is an event name such as consent-withdrawn.")
+            deliveries = deliveries.filter(event_type=event_type)
         return deliveries
 
 
