@@ -9,6 +9,7 @@ import redis
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import resolve
 from django.views.decorators.cache import never_cache
 
 from broker.problems import problem_response
@@ -72,5 +73,6 @@ class ProbeMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         probe = self.PROBES.get(request.path_info)
         if probe is not None and request.method in ("GET", "HEAD"):
+            request.resolver_match = resolve(request.path_info)  # for the metrics' route name
             return probe(request)
         return self.get_response(request)
