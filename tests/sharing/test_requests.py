@@ -239,7 +239,7 @@ def test_results_are_filed_once_by_the_data_user_after_the_grant_ends(
     with pytest.raises(Conflict):  # not while the grant runs
         services.results_file(by=user_admin, grant=grant, summary=summary, data_deleted=True)
     services.grant_revoke(by=holder_admin, grant=grant, reason="the study ended")
-    with pytest.raises(NotFound):  # the holder does not file in the data user's name
+    with pytest.raises(Forbidden):  # the holder sees the grant but does not file in the data user's name
         services.results_file(by=holder_admin, grant=grant, summary=summary, data_deleted=True)
     with pytest.raises(InvalidInput):
         services.results_file(by=user_admin, grant=grant, summary="done", data_deleted=True)
