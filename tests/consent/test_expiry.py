@@ -4,54 +4,20 @@ from __future__ import annotations
 
 import datetime
 import json
-import threading
-from collections.abc import Callable
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
-from broker import outbox
 from broker.models import AuditBody, Organisation, OutboxEvent, User
 from consent import services
 from consent.expiry import consents_expire_due
 from consent.models import ConsentEvent, ConsentModule, ConsentRecord
+from tests.concurrency import both_at_once
 from tests.consent.conftest import link
 from tests.factories import CitizenFactory
 
 RESEARCH, POLICY = "dpv:ScientificResearch", "dpv:PublicPolicy"
 PAST = datetime.timedelta(minutes=1)
-
-
-@pytest.fixture(autouse=True)
-def expired_topic(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A stand-in handler until the webhooks work registers the real one (restored after each test)."""
-    if "consent.expired" not in outbox._handlers:
-        monkeypatch.setitem(outbox._handlers, "consent.expired", lambda event: None)
-
-
-def both_at_once(job: Callable[[], int]) -> list[int]:
-    """Run the job in two threads, each on its own database connection, started together."""
-    start = threading.Barrier(2)
-    counts: list[int] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            start.wait()
-            counts.append(job())
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors, errors
-    return counts
 
 
 def due(record: ConsentRecord) -> None:

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import datetime
 import json
-import threading
-from collections.abc import Callable
 
 import pytest
 from django.core import mail
-from django.db import connection
 from django.utils import timezone
 
 from broker import outbox
@@ -25,35 +22,12 @@ from consent.notifications import (
     expiry_reminders_send,
 )
 from sharing.models import Dataset, Delivery, DeliverySubject, Grant
+from tests.concurrency import both_at_once
 from tests.consent.conftest import link
 from tests.factories import CitizenFactory, OrganisationFactory
 
 RESEARCH, POLICY = "dpv:ScientificResearch", "dpv:PublicPolicy"
 SOON = datetime.timedelta(days=365 - 10)  # the module's consents last 365 days: 10 days left
-
-
-def both_at_once(job: Callable[[], int]) -> list[int]:
-    """Run the job in two threads, each on its own database connection, started together."""
-    start = threading.Barrier(2)
-    counts: list[int] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            start.wait()
-            counts.append(job())
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors, errors
-    return counts
 
 
 def deliver(topic: str) -> None:

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import datetime
 import json
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from broker import outbox
 from broker.models import AuditBody, Organisation, OutboxEvent, User
 from consent import expiry as consent_expiry
 from consent.models import ConsentModule, ConsentRecord
@@ -21,6 +17,7 @@ from sharing import delivery
 from sharing.expiry import grants_expire_due
 from sharing.models import Agreement, Dataset, Grant
 from tests.broker.oauth.conftest import make_grant, register_secret_client, token_of
+from tests.concurrency import both_at_once
 from tests.sharing.conftest import RESEARCH, consent_to, grant_for, link, trips_csv, upload
 
 ROWS = [
@@ -28,14 +25,6 @@ ROWS = [
     ("T-ALICE", "2026-03-02", "Campus", "Gare", 4.5),
     ("T-BOB", "2026-03-01", "Port", "Mairie", 2.0),
 ]
-
-
-@pytest.fixture(autouse=True)
-def expiry_topics(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Stand-in handlers until the webhooks work registers the real ones (restored after each test)."""
-    for topic in ("consent.expired", "sharing.grant_expired"):
-        if topic not in outbox._handlers:
-            monkeypatch.setitem(outbox._handlers, topic, lambda event: None)
 
 
 @pytest.fixture
@@ -47,30 +36,6 @@ def loaded(holder_admin: User, trips: Dataset, agreement: Agreement) -> Dataset:
 def read(grant: Grant) -> list[dict[str, object]]:
     lines = b"".join(delivery.stream_jsonl(delivery.open_read(grant))).decode().splitlines()
     return [json.loads(line) for line in lines]
-
-
-def both_at_once(job: Callable[[], int]) -> list[int]:
-    """Run the job in two threads, each on its own database connection, started together."""
-    start = threading.Barrier(2)
-    counts: list[int] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            start.wait()
-            counts.append(job())
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors, errors
-    return counts
 
 
 # --- consents ------------------------------------------------------------------------------------

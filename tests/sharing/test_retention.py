@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import datetime
 import json
-import threading
-from collections.abc import Callable
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from broker.models import AuditBody, Organisation, User
@@ -16,36 +13,13 @@ from sharing import selectors, services
 from sharing.models import DataKey, Dataset, Delivery, DeliverySubject, Grant, Record
 from sharing.retention import SHREDDED, delivery_logs_purge_due, vault_purge_due
 from tests.broker.oauth.conftest import make_grant
+from tests.concurrency import both_at_once
 from tests.sharing.conftest import TRIPS_SCHEMA, trips_csv, upload
 
 ROWS = [
     ("T-ALICE", "2026-03-01", "Gare", "Campus", 4.5),
     ("T-BOB", "2026-03-01", "Port", "Mairie", 2.0),
 ]
-
-
-def both_at_once(job: Callable[[], int]) -> list[int]:
-    """Run the job in two threads, each on its own database connection, started together."""
-    start = threading.Barrier(2)
-    counts: list[int] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            start.wait()
-            counts.append(job())
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors, errors
-    return counts
 
 
 def hosted(holder_admin: User, slug: str) -> Dataset:
