@@ -334,30 +334,27 @@ class Signature(serializers.Serializer[Any]):
     content_hash = serializers.RegexField(r"^[0-9a-f]{64}$", help_text="the content_hash of the version you read")
 
 
-class AgreementSign(APIView):
+class SignatureView(APIView):
+    """A party signs exactly the version whose content hash it read."""
+
+    sign = staticmethod(services.agreement_sign)
+
+    @extend_schema(request=Signature, responses={200: AgreementSerializer})
+    def post(self, request: Request, agreement_id: str) -> Response:
+        wanted = Signature(data=request.data)
+        wanted.is_valid(raise_exception=True)
+        agreement = self.sign(by=request.user, agreement=_agreement(request, agreement_id), **wanted.validated_data)
+        return Response(AgreementSerializer(agreement).data)
+
+
+class AgreementSign(SignatureView):
     """The holder signs the draft whose content hash it read."""
 
-    @extend_schema(request=Signature, responses={200: AgreementSerializer})
-    def post(self, request: Request, agreement_id: str) -> Response:
-        wanted = Signature(data=request.data)
-        wanted.is_valid(raise_exception=True)
-        agreement = services.agreement_sign(
-            by=request.user, agreement=_agreement(request, agreement_id), **wanted.validated_data
-        )
-        return Response(AgreementSerializer(agreement).data)
 
-
-class AgreementCountersign(APIView):
+class AgreementCountersign(SignatureView):
     """An operator countersigns: the version comes into force."""
 
-    @extend_schema(request=Signature, responses={200: AgreementSerializer})
-    def post(self, request: Request, agreement_id: str) -> Response:
-        wanted = Signature(data=request.data)
-        wanted.is_valid(raise_exception=True)
-        agreement = services.agreement_countersign(
-            by=request.user, agreement=_agreement(request, agreement_id), **wanted.validated_data
-        )
-        return Response(AgreementSerializer(agreement).data)
+    sign = staticmethod(services.agreement_countersign)
 
 
 class AgreementTerminate(APIView):
