@@ -175,3 +175,11 @@ def test_field_names_a_spreadsheet_or_the_delivery_would_misread_are_refused(
             by=holder_admin, holder=holder, slug="x", title="X", mode="hosted",
             table_schema={"fields": [{"name": name, "type": "string"}]},
         )  # fmt: skip
+
+
+def test_an_upload_with_no_body_is_refused_not_a_server_error(holder_admin: User, trips: Dataset) -> None:
+    from tests.conftest import client_for
+
+    answer = client_for(holder_admin).post(f"/api/v1/datasets/{trips.pk}/uploads/", content_type="text/csv")
+    assert answer.status_code == 422
+    assert "empty" in answer.json()["detail"]
