@@ -50,18 +50,29 @@ _private_keys: dict[str, PrivateKeyTypes] = {}
 # --- Custody ------------------------------------------------------------------------------------
 
 
-def seal(plaintext: bytes, *, aad: bytes) -> bytes:
-    """Encrypt under TIERS_KEK with AES-256-GCM: 12-byte nonce, then ciphertext and tag."""
+def seal(plaintext: bytes, *, aad: bytes, kek: bytes | None = None) -> bytes:
+    """Encrypt under TIERS_KEK (or the given KEK) with AES-256-GCM: 12-byte nonce, then ciphertext and tag."""
     nonce = os.urandom(_NONCE_SIZE)
-    return nonce + AESGCM(settings.TIERS_KEK).encrypt(nonce, plaintext, aad)
+    return nonce + AESGCM(kek or settings.TIERS_KEK).encrypt(nonce, plaintext, aad)
 
 
-def unseal(sealed: bytes, *, aad: bytes) -> bytes:
-    """Decrypt what seal() produced; raise InvalidTag for another KEK, another aad or tampering."""
+def unseal(sealed: bytes, *, aad: bytes, kek: bytes | None = None) -> bytes:
+    """Decrypt what seal() produced; raise InvalidTag for another KEK, another aad or tampering.
+
+    Without an explicit KEK, TIERS_KEK is tried, then TIERS_KEK_PREVIOUS if set: while a KEK
+    change is under way (before `kek_rewrap` has run), keys sealed under the old one still open.
+    """
     if len(sealed) < _NONCE_SIZE + _TAG_SIZE:
         raise InvalidTag
     nonce, ciphertext = sealed[:_NONCE_SIZE], sealed[_NONCE_SIZE:]
-    return AESGCM(settings.TIERS_KEK).decrypt(nonce, ciphertext, aad)
+    if kek is not None:
+        return AESGCM(kek).decrypt(nonce, ciphertext, aad)
+    try:
+        return AESGCM(settings.TIERS_KEK).decrypt(nonce, ciphertext, aad)
+    except InvalidTag:
+        if settings.TIERS_KEK_PREVIOUS is None:
+            raise
+        return AESGCM(settings.TIERS_KEK_PREVIOUS).decrypt(nonce, ciphertext, aad)
 
 
 def forget_cached_keys() -> None:

@@ -59,6 +59,8 @@ def _kek(value: str) -> bytes:
 
 # The key-encryption key: every other key Tiers keeps is stored encrypted under it.
 TIERS_KEK = _kek(env.str("TIERS_KEK", default=base64.b64encode(b"debug-only-key-encryption-key-32").decode()))
+# The KEK being replaced, only while `manage.py kek_rewrap` moves every sealed key to TIERS_KEK.
+TIERS_KEK_PREVIOUS = _kek(_previous) if (_previous := env.str("TIERS_KEK_PREVIOUS", default="")) else None
 
 # Every URL Tiers publishes about itself (OAuth issuer, links) starts with this.
 TIERS_BASE_URL = env.str("TIERS_BASE_URL", default=f"https://{ALLOWED_HOSTS[0]}").rstrip("/")

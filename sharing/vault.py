@@ -41,7 +41,7 @@ def forget_keys() -> None:
         _pseudonym_keys.clear()
 
 
-def _data_key_aad(dataset_id: object, version: int) -> bytes:
+def data_key_aad(dataset_id: object, version: int) -> bytes:
     return f"tiers data key {dataset_id} v{version}".encode()
 
 
@@ -49,7 +49,7 @@ def data_key_create(dataset: Dataset) -> DataKey:
     """Add the next data key version of a dataset (in the caller's transaction)."""
     latest = DataKey.objects.filter(dataset=dataset).order_by("-version").values_list("version", flat=True).first()
     version = (latest or 0) + 1
-    wrapped = seal(os.urandom(KEY_BYTES), aad=_data_key_aad(dataset.pk, version))
+    wrapped = seal(os.urandom(KEY_BYTES), aad=data_key_aad(dataset.pk, version))
     return DataKey.objects.create(dataset=dataset, version=version, wrapped_key=wrapped)
 
 
@@ -67,7 +67,7 @@ def cipher(dataset_id: uuid.UUID | str, version: int) -> AESGCM:
     found = _data_keys.get(cache_key)
     if found is None:
         wrapped = DataKey.objects.values_list("wrapped_key", flat=True).get(dataset_id=dataset_id, version=version)
-        found = AESGCM(unseal(bytes(wrapped), aad=_data_key_aad(dataset_id, version)))
+        found = AESGCM(unseal(bytes(wrapped), aad=data_key_aad(dataset_id, version)))
         with _lock:
             _data_keys[cache_key] = found
     return found
@@ -89,7 +89,7 @@ def decrypt_payload(aead: AESGCM, sealed: bytes, aad: bytes) -> bytes:
 # --- pseudonyms ----------------------------------------------------------------------------------
 
 
-def _pseudonym_aad(organisation_id: int) -> bytes:
+def pseudonym_aad(organisation_id: int) -> bytes:
     return f"tiers pseudonym key {organisation_id}".encode()
 
 
@@ -105,11 +105,11 @@ def pseudonym_key(organisation: Organisation | int) -> bytes:
             with transaction.atomic():
                 row = PseudonymKey.objects.create(
                     organisation_id=organisation_id,
-                    wrapped_key=seal(os.urandom(KEY_BYTES), aad=_pseudonym_aad(organisation_id)),
+                    wrapped_key=seal(os.urandom(KEY_BYTES), aad=pseudonym_aad(organisation_id)),
                 )
         except IntegrityError:  # another process created it first
             row = PseudonymKey.objects.get(organisation_id=organisation_id)
-    secret = unseal(bytes(row.wrapped_key), aad=_pseudonym_aad(organisation_id))
+    secret = unseal(bytes(row.wrapped_key), aad=pseudonym_aad(organisation_id))
     with _lock:
         _pseudonym_keys[organisation_id] = secret
     return secret

@@ -66,7 +66,7 @@ def _digest(request: HttpRequest) -> str:
     return hasher.hexdigest()
 
 
-def _aad(caller: str, key: str) -> bytes:
+def aad_of(caller: str, key: str) -> bytes:
     return f"tiers-idempotency:{caller}:{key}".encode()
 
 
@@ -98,7 +98,7 @@ def _serialised(caller: str, key: str) -> Iterator[bool]:
 
 
 def _replay(stored: IdempotentResponse) -> HttpResponse:
-    body = keys.unseal(bytes(stored.body), aad=_aad(stored.caller, stored.key))
+    body = keys.unseal(bytes(stored.body), aad=aad_of(stored.caller, stored.key))
     response = HttpResponse(body, status=stored.status, content_type=stored.content_type)
     if stored.location:
         response["Location"] = stored.location
@@ -117,7 +117,7 @@ def _keep(caller: str, key: str, digest: str, response: HttpResponse) -> None:
             "request_digest": digest,
             "status": response.status_code,
             "content_type": response.get("Content-Type", "application/json"),
-            "body": keys.seal(response.content, aad=_aad(caller, key)),
+            "body": keys.seal(response.content, aad=aad_of(caller, key)),
             "location": response.get("Location", "")[:500],
             "created_at": now,
             "expires_at": now + IDEMPOTENCY_TTL,

@@ -38,13 +38,13 @@ def device_of(user: User) -> TOTPDevice | None:
     return TOTPDevice.objects.filter(user=user).first()
 
 
-def _aad(user: User) -> bytes:
+def aad_of(user: User) -> bytes:
     return f"tiers-totp:{user.pk}".encode()
 
 
 def secret_of(device: TOTPDevice) -> str:
     """The device's base32 secret, unsealed (for the enrolment page and the demo's credentials only)."""
-    return keys.unseal(bytes(device.sealed_secret), aad=_aad(device.user)).decode()
+    return keys.unseal(bytes(device.sealed_secret), aad=aad_of(device.user)).decode()
 
 
 def provisioning_uri(user: User, secret: str) -> str:
@@ -63,7 +63,7 @@ def device_start(*, user: User) -> TOTPDevice:
         device = TOTPDevice.objects.select_for_update().filter(user=user).first()
         if device is not None and device.is_confirmed:
             raise Conflict("This account already has a confirmed authenticator.")
-        sealed = keys.seal(pyotp.random_base32().encode(), aad=_aad(user))
+        sealed = keys.seal(pyotp.random_base32().encode(), aad=aad_of(user))
         if device is None:
             return TOTPDevice.objects.create(user=user, sealed_secret=sealed)
         device.sealed_secret = sealed
@@ -78,7 +78,7 @@ def device_install(*, actor: User | None, user: User, secret: str) -> TOTPDevice
         device = TOTPDevice.objects.select_for_update().filter(user=user).first()
         if device is not None and device.is_confirmed and secret_of(device) == secret:
             return device
-        sealed = keys.seal(secret.encode(), aad=_aad(user))
+        sealed = keys.seal(secret.encode(), aad=aad_of(user))
         device, _ = TOTPDevice.objects.update_or_create(
             user=user, defaults={"sealed_secret": sealed, "confirmed_at": timezone.now(), "last_used_step": 0}
         )
