@@ -164,20 +164,7 @@ class EventReceiver:
         if len(body) > MAX_BODY_BYTES:
             raise InvalidEvent("body too large")
         token = body.strip()
-        try:
-            header = jws.extract_compact(token).headers()
-        except (JoseError, ValueError, UnicodeError) as exc:
-            raise InvalidEvent("malformed JWS") from exc
-        if header.get("alg") not in ALGORITHMS:
-            raise InvalidEvent(f"algorithm {header.get('alg')!r} is not accepted")
-        if str(header.get("typ", "")).lower() not in SET_TYPES:
-            raise InvalidEvent(f"type {header.get('typ')!r} is not secevent+jwt")
-        kid = header.get("kid")
-        if not isinstance(kid, str) or not kid:
-            raise InvalidEvent("no kid: the key must be one Tiers publishes")
-        key = self._keys.key(kid)
-        if key is None:
-            raise InvalidEvent(f"unknown key {kid!r}")
+        key = self._keys.signer_of(token, types=SET_TYPES, malformed="malformed JWS", refuse=InvalidEvent)
         try:
             verified = jws.deserialize_compact(token, key, algorithms=ALGORITHMS)
             claims = json.loads(verified.payload)

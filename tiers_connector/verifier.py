@@ -86,6 +86,32 @@ class _KeyCache:
                 raise self._failure  # Tiers unreachable and no key known: a 503, not the token's fault
             return self._keys.get(kid)
 
+    def signer_of(
+        self,
+        token: bytes,
+        *,
+        types: tuple[str, ...],
+        malformed: str,
+        refuse: Callable[[str], Exception],
+    ) -> ECKey:
+        """The published key a compact JWS names, once its header is one Tiers writes: ES256, one of
+        `types`, a kid (keys carried in the header are never used). Anything else: `refuse(reason)`."""
+        try:
+            header = jws.extract_compact(token).headers()
+        except (JoseError, ValueError, UnicodeError) as exc:
+            raise refuse(malformed) from exc
+        if header.get("alg") not in ALGORITHMS:
+            raise refuse(f"algorithm {header.get('alg')!r} is not accepted")
+        if str(header.get("typ", "")).lower() not in types:
+            raise refuse(f"type {header.get('typ')!r} is not {types[0]}")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise refuse("no kid: the key must be one Tiers publishes")
+        key = self.key(kid)
+        if key is None:
+            raise refuse(f"unknown key {kid!r}")
+        return key
+
     def _refresh(self, now: float) -> None:
         self._fetched_at = now  # failures count too: an outage is retried once per refresh interval
         try:
@@ -192,20 +218,7 @@ class TokenVerifier:
         return grant
 
     def _claims(self, token: str) -> dict[str, Any]:
-        try:
-            header = jws.extract_compact(token.encode()).headers()
-        except (JoseError, ValueError, UnicodeError) as exc:
-            raise InvalidToken("malformed token") from exc
-        if header.get("alg") not in ALGORITHMS:
-            raise InvalidToken(f"algorithm {header.get('alg')!r} is not accepted")
-        if str(header.get("typ", "")).lower() not in TOKEN_TYPES:
-            raise InvalidToken(f"type {header.get('typ')!r} is not at+jwt")
-        kid = header.get("kid")
-        if not isinstance(kid, str) or not kid:
-            raise InvalidToken("no kid: the key must be one Tiers publishes")
-        key = self._keys.key(kid)
-        if key is None:
-            raise InvalidToken(f"unknown key {kid!r}")
+        key = self._keys.signer_of(token.encode(), types=TOKEN_TYPES, malformed="malformed token", refuse=InvalidToken)
         try:
             decoded = jwt.decode(token, key, algorithms=ALGORITHMS)
             jwt.JWTClaimsRegistry(
