@@ -183,3 +183,23 @@ def _fresh_cache() -> Iterator[None]:
     tokens.forget_verified()
     yield
     cache.clear()
+
+
+@dataclass
+class StillClock:
+    """The rate limits' clock, held at one instant until a test moves it on."""
+
+    now: float
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def still_clock(monkeypatch: pytest.MonkeyPatch) -> StillClock:
+    """Hold the rate limits' clock mid-minute, so a burst of requests falls in one window however slow the machine."""
+    from broker import ratelimit
+
+    clock = StillClock(now=(time.time() // 60) * 60 + 30)
+    monkeypatch.setattr(ratelimit, "clock", clock)
+    return clock

@@ -24,6 +24,7 @@ from broker.security import headers, idempotency
 from broker.security.models import IdempotentResponse, LoginAttempt
 from consent.models import LinkCode
 from tests.broker.oauth.conftest import basic, register_secret_client, token_of
+from tests.conftest import StillClock
 from tests.factories import PASSWORD
 
 PROBLEM = "application/problem+json"
@@ -229,7 +230,7 @@ def test_each_client_has_its_own_api_limit(holder_admin: User, holder: Organisat
 
 @pytest.mark.django_db
 def test_a_client_gets_sixty_tokens_a_minute_and_a_burst_over_its_limit_is_slowed_down(
-    holder_admin: User, holder: Organisation, settings: Any
+    holder_admin: User, holder: Organisation, settings: Any, still_clock: StillClock
 ) -> None:
     client, secret = register_secret_client(holder_admin, holder)
     api = APIClient()
@@ -243,6 +244,8 @@ def test_a_client_gets_sixty_tokens_a_minute_and_a_burst_over_its_limit_is_slowe
     assert refused.status_code == 429
     assert refused.json()["error"] == "slow_down"  # RFC 6749's error format, as OAuth clients expect
     assert int(refused["Retry-After"]) > 0
+    still_clock.now += 60
+    assert api.post("/oauth/token", form, HTTP_AUTHORIZATION=auth).status_code == 200  # a new minute, a new allowance
 
 
 # --- login throttle without Redis ------------------------------------------------------------

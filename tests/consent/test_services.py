@@ -38,7 +38,7 @@ def test_an_expired_code_is_refused(alice, holder) -> None:  # type: ignore[no-u
     assert not IdentityLink.objects.exists()
 
 
-def test_redeeming_is_rate_limited(alice, holder) -> None:  # type: ignore[no-untyped-def]
+def test_redeeming_is_rate_limited(alice, holder, still_clock) -> None:  # type: ignore[no-untyped-def]
     for _ in range(services.REDEEM_ATTEMPTS_PER_HOUR):
         with pytest.raises(InvalidInput):
             services.link_redeem(citizen=alice, code="AAAA-BBBB-CCCC-DDDD-EEEE")

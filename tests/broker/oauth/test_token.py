@@ -206,7 +206,7 @@ def test_a_scope_the_client_was_not_given_is_refused(api: APIClient, secret_clie
     assert response.json()["error"] == "invalid_scope"
 
 
-def test_the_token_endpoint_limits_each_client(api: APIClient, secret_client, settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_token_endpoint_limits_each_client(api: APIClient, secret_client, settings, still_clock) -> None:  # type: ignore[no-untyped-def]
     settings.OAUTH_TOKEN_RATE_PER_CLIENT = 3
     client, secret = secret_client
     statuses = [
@@ -284,7 +284,7 @@ def test_a_long_lived_client_assertion_is_refused_cleanly(
 
 
 def test_requests_claiming_a_client_from_another_address_do_not_starve_it(
-    api: APIClient, secret_client, settings
+    api: APIClient, secret_client, settings, still_clock
 ) -> None:  # type: ignore[no-untyped-def]
     settings.OAUTH_TOKEN_RATE_PER_CLIENT = 2
     client, secret = secret_client
