@@ -1,14 +1,18 @@
-"""What every API module shares: pagination and the public-read permission."""
+"""What every API module shares: pagination, content negotiation and the public-read permission."""
 
 from __future__ import annotations
 
 import uuid
-from typing import TypeVar
+from collections.abc import Iterable
+from typing import Any, TypeVar
 
+from django.core.validators import RegexValidator
 from django.db.models import Model, QuerySet
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.authentication import SessionScheme
-from rest_framework import exceptions, pagination
+from rest_framework import exceptions, negotiation, pagination, serializers
 from rest_framework.authentication import SessionAuthentication
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 
 from broker import selectors
@@ -32,6 +36,49 @@ class CursorPagination(pagination.CursorPagination):
         if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
             raise InvalidInput(f"page_size is a whole number from 1 to {self.max_page_size}.")
         return int(raw)
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters: list[dict[str, Any]] = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] |= {"minimum": 1, "maximum": self.max_page_size}
+        return parameters
+
+
+class ContentNegotiation(negotiation.DefaultContentNegotiation):
+    """DRF's, except that a `?format=` names one of the view's formats: empty, it is refused like an unknown one.
+
+    DRF ignores an empty `format` and answers its default representation, so a link that lost its value
+    would silently get another format than it asked for.
+    """
+
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> Any:
+        renderers = list(renderers)
+        offered = {renderer.format for renderer in renderers}
+        asked = format_suffix or request.query_params.get(self.settings.URL_FORMAT_OVERRIDE)
+        if asked is not None and asked not in offered:
+            listed = ", ".join(sorted(offered))
+            raise exceptions.NotFound(f"format={asked!r} is not offered here; ask for one of: {listed}.")
+        return super().select_renderer(request, renderers, format_suffix)
+
+
+# An http or https URL: a host name or address, an optional port, then path, query and fragment in
+# RFC 3986's characters. One expression, checked here and published in the schema as is (ECMA-262 syntax).
+WEB_URL = (
+    r"^https?://[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?"
+    r"(?:[/?#][A-Za-z0-9._~:/?#@!$&'()*+,;=%-]*)?$"
+)
+
+
+class WebUrlField(serializers.CharField):
+    """A URL Tiers may call or link to: exactly what WEB_URL matches, which the schema shows."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 200)
+        super().__init__(**kwargs)
+        self.validators.append(RegexValidator(WEB_URL, message=_("Enter an http or https URL.")))
 
 
 class PortalSessionAuthentication(SessionAuthentication):

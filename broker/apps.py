@@ -8,5 +8,5 @@ class BrokerConfig(AppConfig):
     verbose_name = "Tiers trust core"
 
     def ready(self) -> None:
-        # Outbox handlers register themselves on import.
-        from broker import handlers  # noqa: F401
+        # Outbox handlers and the schema's field extensions register themselves on import.
+        from broker import api_schema, handlers  # noqa: F401

@@ -22,7 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from broker.api_base import PortalSessionAuthentication, acting_user, by_id, calling_organisation
+from broker.api_base import PortalSessionAuthentication, WebUrlField, acting_user, by_id, calling_organisation
 from broker.errors import InvalidInput, NotFound, TiersError
 from broker.oauth.authentication import AccessTokenAuthentication
 from broker.oauth.tokens import ClientPrincipal
@@ -63,7 +63,7 @@ class DatasetRegistration(serializers.Serializer[Any]):
     description = serializers.CharField(max_length=10_000, required=False, default="")
     keywords = serializers.ListField(child=serializers.CharField(max_length=64), max_length=30, default=list)
     mode = serializers.ChoiceField(choices=Dataset.Mode.choices)
-    api_base_url = serializers.URLField(required=False, default="")
+    api_base_url = WebUrlField(required=False, default="")
     table_schema = serializers.JSONField(help_text="a Frictionless Table Schema")
     subject_key_field = serializers.CharField(max_length=100, required=False, default="", allow_blank=True)
     personal_fields = serializers.ListField(child=serializers.CharField(max_length=100), default=list)
@@ -396,7 +396,7 @@ class AccessRequestSerializer(serializers.ModelSerializer[AccessRequest]):
 
 class AccessRequestSubmission(serializers.Serializer[Any]):
     agreement = serializers.UUIDField(required=False, help_text="default: the agreement in force on the datasets")
-    items = RequestItemSerializer(many=True, min_length=1, max_length=20)  # type: ignore[call-arg]
+    items = serializers.ListField(child=RequestItemSerializer(), min_length=1, max_length=20)
     purpose = serializers.CharField(max_length=100, help_text="a W3C DPV purpose term")
     justification = serializers.CharField(max_length=5000)
     starts_at = serializers.DateTimeField()
@@ -534,7 +534,7 @@ class GrantRevoke(APIView):
 class ResultsFiling(serializers.Serializer[Any]):
     summary = serializers.CharField(max_length=10_000, help_text="what the data served, in plain words")
     data_deleted = serializers.BooleanField(help_text="you deleted the data you received")
-    outputs = serializers.ListField(child=serializers.URLField(), max_length=50, default=list)
+    outputs = serializers.ListField(child=WebUrlField(), max_length=50, default=list)
 
 
 class ResultsSerializer(serializers.ModelSerializer[ProcessingResult]):

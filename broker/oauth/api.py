@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from broker import policy, selectors
-from broker.api_base import PortalSessionAuthentication, acting_user
+from broker.api_base import PortalSessionAuthentication, WebUrlField, acting_user
 from broker.errors import NotFound
 from broker.oauth import services
 from broker.oauth.models import OAuthClient
@@ -55,7 +55,7 @@ class ClientRegistration(serializers.Serializer[Any]):
     auth_method = serializers.ChoiceField(choices=OAuthClient.AuthMethod.choices)
     scopes = serializers.ListField(child=serializers.CharField(max_length=40), max_length=10, default=["organisation"])
     jwks = serializers.JSONField(required=False)
-    jwks_uri = serializers.URLField(required=False, allow_blank=True, default="")
+    jwks_uri = WebUrlField(required=False, allow_blank=True, default="")
     dpop_bound_access_tokens = serializers.BooleanField(default=False)
 
 
