@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-import redis
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -13,6 +12,7 @@ from django.urls import resolve
 from django.views.decorators.cache import never_cache
 
 from broker.problems import problem_response
+from broker.redis_client import redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def _database_ready() -> bool:
 
 def _redis_ready() -> bool:
     try:
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+        client = redis_client(socket_timeout=2, socket_connect_timeout=2)
         try:
             return bool(client.ping())
         finally:

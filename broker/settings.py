@@ -154,6 +154,45 @@ AUTH_USER_MODEL = "broker.User"
 
 REDIS_URL = env.str("REDIS_URL", default="")
 
+
+def _sentinel_address(address: str) -> tuple[str, int]:
+    """Read one host:port of REDIS_SENTINELS (the port defaults to Sentinel's 26379)."""
+    try:
+        parts = urlsplit(f"//{address.strip()}")
+        if parts.hostname:
+            return parts.hostname, parts.port or 26379
+    except ValueError:
+        pass
+    raise ImproperlyConfigured(f"REDIS_SENTINELS: {address!r} is not a host:port.")
+
+
+def _sentinel_broker_url(redis_url: str, sentinels: list[tuple[str, int]]) -> str:
+    """Celery's broker URL through Sentinel: every sentinel, each with REDIS_URL's credentials and database.
+
+    kombu reads the database and password from the first URL and, failing over, from the next one.
+    """
+    parts = urlsplit(redis_url)
+    credentials = parts.netloc.rpartition("@")[0]
+    scheme = f"sentinel://{credentials}@" if credentials else "sentinel://"
+    database = parts.path.strip("/") or "0"
+    hosts = [(f"[{host}]" if ":" in host else host, port) for host, port in sentinels]
+    return ";".join(f"{scheme}{host}:{port}/{database}" for host, port in hosts)
+
+
+# Redis Sentinel (docs/operations.md, "Scale out"): when set, every Redis user asks these sentinels
+# where the master of REDIS_SENTINEL_MASTER is; REDIS_URL then gives only its database and password.
+REDIS_SENTINELS = [_sentinel_address(address) for address in env.list("REDIS_SENTINELS", default=[])]
+REDIS_SENTINEL_MASTER = env.str("REDIS_SENTINEL_MASTER", default="tiers")
+# How the sentinels are asked: a sentinel that does not answer in time is skipped for the next one.
+REDIS_SENTINEL_KWARGS: dict[str, Any] = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
+if _sentinel_password := env.str("REDIS_SENTINEL_PASSWORD", default=""):
+    REDIS_SENTINEL_KWARGS["password"] = _sentinel_password
+if REDIS_SENTINELS and urlsplit(REDIS_URL).scheme != "redis":
+    raise ImproperlyConfigured(
+        "REDIS_SENTINELS needs a redis:// REDIS_URL for the master's database and password "
+        "(TLS through Sentinel is not supported)."
+    )
+
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -162,11 +201,13 @@ if REDIS_URL:
             "KEY_PREFIX": "tiers",
         }
     }
+    if REDIS_SENTINELS:
+        CACHES["default"]["OPTIONS"] = {"pool_class": "broker.redis_client.SentinelMasterPool"}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # See docs/celery.md for why each of these is set.
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_BROKER_URL = _sentinel_broker_url(REDIS_URL, REDIS_SENTINELS) if REDIS_SENTINELS else REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL  # no Redis: the demo runs tasks in-process
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -178,7 +219,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 # Longer than the longest task (ingesting a 1 GiB upload), or Redis hands a running task to a second worker.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=7200)}
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=7200)
+}
+if REDIS_SENTINELS:
+    CELERY_BROKER_TRANSPORT_OPTIONS |= {"master_name": REDIS_SENTINEL_MASTER, "sentinel_kwargs": REDIS_SENTINEL_KWARGS}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Workers and beat wait for Redis as long as it is down, and resume when it returns.
 CELERY_BROKER_CONNECTION_RETRY = True

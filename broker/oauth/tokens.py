@@ -16,7 +16,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
@@ -29,6 +28,7 @@ from broker import keys
 from broker.cache_client import raw_redis
 from broker.models import Organisation
 from broker.oauth.models import IssuedToken, OAuthClient
+from broker.redis_client import redis_client
 from sharing.models import Grant
 
 TOKEN_TYPES = ("at+jwt", "application/at+jwt")
@@ -223,7 +223,7 @@ class _LivenessFeed:
         channel = cache.make_and_validate_key(CHANNEL)
         while True:
             try:
-                client = redis.Redis.from_url(settings.REDIS_URL, health_check_interval=10)
+                client = redis_client(health_check_interval=10)
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(channel)
                 pubsub.get_message(timeout=5)  # the subscription's confirmation

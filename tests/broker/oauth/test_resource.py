@@ -181,16 +181,16 @@ def test_a_remembered_token_state_spares_the_database_until_something_changes(  
 def test_an_announcement_from_another_process_makes_this_one_ask_again(  # type: ignore[no-untyped-def]
     api: APIClient, good, django_assert_num_queries
 ) -> None:
-    import redis
-    from django.conf import settings as django_settings
     from django.core.cache import cache
 
     from broker.oauth import tokens
+    from broker.redis_client import redis_client
 
     listening()
     assert call(api, good["token"]).status_code == 200
     before = tokens._feed.generation
-    redis.Redis.from_url(django_settings.REDIS_URL).publish(cache.make_and_validate_key(tokens.CHANNEL), "1")
+    with redis_client() as client:
+        client.publish(cache.make_and_validate_key(tokens.CHANNEL), "1")
     deadline = time.monotonic() + 5
     while tokens._feed.generation == before:
         assert time.monotonic() < deadline, "the announcement was not heard"
