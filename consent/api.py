@@ -233,8 +233,8 @@ class RecipientSerializer(serializers.Serializer[Any]):
     organisation_name = serializers.CharField(source="organisation.name")
     state = serializers.CharField()
     status = serializers.SerializerMethodField(help_text="state, or not_delivered once its delivery is dead")
-    delivery_state = serializers.CharField(source="delivery.state", default=None)
-    delivered_at = serializers.DateTimeField(source="delivery.delivered_at", default=None)
+    delivery_state = serializers.CharField(source="delivery.state", default=None, allow_null=True)
+    delivered_at = serializers.DateTimeField(source="delivery.delivered_at", default=None, allow_null=True)
 
     def get_status(self, recipient: Any) -> str:
         return rights.recipient_status(recipient)

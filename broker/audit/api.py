@@ -135,7 +135,7 @@ class InclusionProof(PublicView):
         ),
     )
     def get(self, request: Request) -> Response:
-        query = InclusionQuery(data=request.query_params)
+        query = InclusionQuery(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         return Response(
             selectors.inclusion_proof(query.validated_data["leaf_index"], query.validated_data["tree_size"])
@@ -157,7 +157,7 @@ class ConsistencyProof(PublicView):
         ),
     )
     def get(self, request: Request) -> Response:
-        query = ConsistencyQuery(data=request.query_params)
+        query = ConsistencyQuery(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         return Response(selectors.consistency_proof(query.validated_data["first"], query.validated_data["second"]))
 
@@ -200,6 +200,8 @@ class ByLeafIndex(CursorPagination):
 
 
 class EntryFilter(serializers.Serializer[Any]):
+    """Read from a plain dict of the query: a filter given empty is refused, not taken as absent (as a form's)."""
+
     verb = serializers.CharField(required=False, max_length=64)
     subject = serializers.CharField(required=False, max_length=128)
     since = serializers.DateTimeField(required=False)
@@ -218,7 +220,7 @@ class EntryList(generics.ListAPIView[AuditEntry]):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self) -> Any:
-        filters = EntryFilter(data=self.request.query_params)
+        filters = EntryFilter(data=self.request.query_params.dict())
         filters.is_valid(raise_exception=True)
         return selectors.entries(self.request.user, **filters.validated_data)
 

@@ -88,3 +88,12 @@ def test_an_offered_format_is_served() -> None:
     response = APIClient().get("/api/v1/catalog", {"format": "jsonld"})
     assert response.status_code == 200
     assert response["Content-Type"].startswith("application/ld+json")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("query", [{"subject": ""}, {"verb": " "}, {"since": ""}])
+def test_a_filter_given_empty_is_refused_not_ignored(query: dict[str, str]) -> None:
+    response = APIClient().get("/api/v1/audit/entries/", query)
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith(PROBLEM)
+    assert [error["field"] for error in response.json()["errors"]] == list(query)
