@@ -324,7 +324,7 @@ class Checkpoint(models.Model):
 # The OAuth server's models live in their own module; importing them here registers them.
 from broker.dga.models import AnnualReport, Incident, IncidentNotice, OperatorProfile  # noqa: E402
 from broker.oauth.models import IssuedToken, OAuthClient, UsedAssertion  # noqa: E402
-from broker.security.models import IdempotentResponse, LoginAttempt, TOTPDevice  # noqa: E402
+from broker.security.models import IdempotentResponse, LoginAttempt, Passkey, RecoveryCode, TOTPDevice  # noqa: E402
 from broker.webhooks.models import WebhookDelivery, WebhookEndpoint  # noqa: E402
 
 __all__ = [
@@ -346,6 +346,8 @@ __all__ = [
     "OperatorProfile",
     "Organisation",
     "OutboxEvent",
+    "Passkey",
+    "RecoveryCode",
     "SigningKey",
     "TOTPDevice",
     "UsedAssertion",

@@ -293,6 +293,9 @@ TIERS_DGA_LOGO_FILE = env.str("TIERS_DGA_LOGO_FILE", default="")
 # Operators' workspace: also demand a passed second factor from sessions not opened by the login form
 # (which always asks operators and organisation admins for one; docs/security.md).
 TIERS_OPERATOR_2FA_REQUIRED = env.bool("TIERS_OPERATOR_2FA_REQUIRED", default=False)
+# Passkeys (WebAuthn) belong to this domain; empty: the host name each request came to. Set it to the
+# portal's domain (or a parent of it) when Tiers answers under several names.
+WEBAUTHN_RP_ID = env.str("WEBAUTHN_RP_ID", default="")
 
 # --- Webhooks -------------------------------------------------------------------
 

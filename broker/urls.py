@@ -12,6 +12,7 @@ from broker.oauth import api as oauth_api
 from broker.oauth import portal as oauth_portal
 from broker.oauth import views as oauth_views
 from broker.observability import views as observability_views
+from broker.security import account_views
 from broker.security import views as security_views
 from consent import accounts, oidc
 
@@ -35,6 +36,13 @@ urlpatterns = [
     path("accounts/login/", views.LoginView.as_view(extra_context={"oidc_providers": oidc.providers}), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/2fa/", security_views.two_factor, name="two-factor"),
+    path("accounts/2fa/passkeys/options", security_views.passkey_options, name="two-factor-passkey-options"),
+    path("accounts/2fa/passkeys/verify", security_views.passkey_verify, name="two-factor-passkey-verify"),
+    path("accounts/security/", account_views.security, name="account-security"),
+    path("accounts/security/passkeys/options", account_views.passkey_register_options, name="passkey-register-options"),
+    path("accounts/security/passkeys/register", account_views.passkey_register, name="passkey-register"),
+    path("accounts/security/passkeys/remove", account_views.passkey_remove, name="passkey-remove"),
+    path("accounts/security/recovery-codes", account_views.recovery_codes_generate, name="recovery-codes-generate"),
     path("accounts/signup/", accounts.signup, name="citizen-signup"),
     path("accounts/oidc/<slug:name>/login", oidc.oidc_login, name="oidc-login"),
     path("accounts/oidc/<slug:name>/callback", oidc.oidc_callback, name="oidc-callback"),

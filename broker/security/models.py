@@ -1,4 +1,4 @@
-"""What the security controls keep: second-factor devices, failed-attempt counts, replayable responses."""
+"""What the security controls keep: second factors, failed-attempt counts, replayable responses."""
 
 from __future__ import annotations
 
@@ -75,3 +75,53 @@ class IdempotentResponse(models.Model):
 
     def __str__(self) -> str:
         return f"{self.caller} {self.key}"
+
+
+class Passkey(models.Model):
+    """A person's WebAuthn credential (a passkey or a security key), usable instead of a TOTP code.
+
+    Only what checks a signature is kept: the credential's id and its public key (COSE), never a
+    secret. `sign_count` is the authenticator's counter at the last use: when it keeps one, each
+    use must show a larger count, or the credential may have been cloned.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="passkeys")
+    name = models.CharField(max_length=64)
+    credential_id = models.BinaryField(max_length=1023)
+    public_key = models.BinaryField()
+    sign_count = models.BigIntegerField(default=0)
+    transports = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["credential_id"], name="passkey_unique_credential"),
+            models.CheckConstraint(condition=models.Q(sign_count__gte=0), name="passkey_sign_count_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"passkey {self.name!r} of {self.user}"
+
+
+class RecoveryCode(models.Model):
+    """One single-use code that stands in for the second factor when the device is lost.
+
+    Only the SHA-256 digest of the code is kept: a code has about 79 random bits, so a digest
+    cannot be turned back into a code. A used code keeps its row (with `used_at`) until the
+    next set replaces it.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recovery_codes")
+    digest = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "digest"], name="recovery_code_unique_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"recovery code of {self.user}"

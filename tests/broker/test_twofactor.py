@@ -1,4 +1,4 @@
-"""The second factor: operators and organisation admins pass a TOTP code after the password; citizens do not."""
+"""The second factor: operators and organisation admins pass a TOTP code (or a recovery code) after the password."""
 
 from __future__ import annotations
 
@@ -13,12 +13,20 @@ from rest_framework.test import APIClient
 
 from broker import keys
 from broker.models import AuditBody, Membership, Organisation, User
-from broker.security import totp
-from broker.security.models import LoginAttempt, TOTPDevice
+from broker.security import recovery, totp
+from broker.security.models import LoginAttempt, RecoveryCode, TOTPDevice
 from broker.security.twofactor import PENDING_SESSION_KEY, VERIFIED_SESSION_KEY
 from tests.broker.oauth.conftest import register_secret_client, token_of
-from tests.factories import PASSWORD, MembershipFactory
-from tests.twofactor import code_for, enrol, secret_on_page
+from tests.factories import MembershipFactory
+from tests.twofactor import (
+    code_for,
+    enrol,
+    fully_logged_in,
+    give_code,
+    password_login,
+    recovery_codes_on_page,
+    secret_on_page,
+)
 
 pytestmark = pytest.mark.django_db
 PROBLEM = "application/problem+json"
@@ -30,18 +38,6 @@ REDIS_DOWN = {
 
 def events(verb: str) -> list[AuditBody]:
     return list(AuditBody.objects.filter(verb=verb))
-
-
-def password_login(username: str, next_url: str = "") -> tuple[Client, Any]:
-    client = Client()
-    data = {"username": username, "password": PASSWORD}
-    if next_url:
-        data["next"] = next_url
-    return client, client.post("/accounts/login/", data)
-
-
-def give_code(client: Client, code: str, next_url: str = "") -> Any:
-    return client.post("/accounts/2fa/", {"code": code, "next": next_url})
 
 
 def test_an_operator_is_asked_to_enrol_an_authenticator_after_the_password(operator: User) -> None:
@@ -62,14 +58,19 @@ def test_an_operator_is_asked_to_enrol_an_authenticator_after_the_password(opera
 
     session_before = client.session.session_key
     answer = give_code(client, pyotp.TOTP(secret).now(), "/operator/")
-    assert answer.status_code == 302
-    assert answer["Location"] == "/operator/"
+    assert answer.status_code == 200  # the recovery codes, shown this once
+    codes = recovery_codes_on_page(answer.content.decode())
+    assert len(codes) == 10
+    assert len(set(codes)) == 10
+    assert 'id="recovery-codes-done" href="/operator/"' in answer.content.decode()
     assert client.session.session_key != session_before  # a new session once fully logged in
     assert client.session[VERIFIED_SESSION_KEY] is True
     assert PENDING_SESSION_KEY not in client.session
     assert client.get("/operator/").status_code == 200
     assert TOTPDevice.objects.get(user=operator).is_confirmed
     assert len(events("security.totp_enrolled")) == 1
+    assert len(events("security.recovery_codes_generated")) == 1
+    assert recovery.remaining(operator) == 10
 
 
 def test_an_enrolled_organisation_admin_gives_the_current_code(holder_admin: User, holder: Organisation) -> None:
@@ -197,3 +198,117 @@ def test_a_next_address_elsewhere_is_not_followed(holder_admin: User) -> None:
     client, _ = password_login(holder_admin.username)
     response = give_code(client, pyotp.TOTP(secret).now(), "https://evil.example/")
     assert response["Location"] == "/"
+
+
+# --- recovery codes -------------------------------------------------------------------------------
+
+
+def recovery_codes_for(user: User) -> list[str]:
+    """An enrolled authenticator and a fresh set of recovery codes, as the enrolment page gives them."""
+    enrol(user)
+    return recovery.recovery_codes_generate(actor=user, user=user)
+
+
+def test_a_recovery_code_lets_the_person_in_once(holder_admin: User, holder: Organisation) -> None:
+    codes = recovery_codes_for(holder_admin)
+    client, _ = password_login(holder_admin.username)
+    session_before = client.session.session_key
+    answer = give_code(client, codes[0].upper().replace("-", " "), f"/org/{holder.slug}/")  # as typed from paper
+    assert answer.status_code == 302
+    assert answer["Location"] == f"/org/{holder.slug}/"
+    assert client.session.session_key != session_before
+    assert client.session[VERIFIED_SESSION_KEY] is True
+    page = client.get(answer["Location"]).content.decode()
+    assert "Recovery code accepted. You have 9 recovery codes left." in page
+    used = events("security.recovery_code_used")
+    assert len(used) == 1
+    assert b'"remaining":9' in bytes(used[0].canonical)
+    assert codes[0].encode() not in bytes(used[0].canonical)
+
+    again, _ = password_login(holder_admin.username)
+    refused = give_code(again, codes[0])
+    assert refused.status_code == 400
+    assert again.session[PENDING_SESSION_KEY] is True
+    assert VERIFIED_SESSION_KEY not in again.session
+    assert recovery.remaining(holder_admin) == 9
+
+
+def test_another_person_s_recovery_code_is_refused(holder_admin: User, user_admin: User) -> None:
+    codes = recovery_codes_for(holder_admin)
+    recovery_codes_for(user_admin)
+    client, _ = password_login(user_admin.username)
+    assert give_code(client, codes[0]).status_code == 400
+    assert client.session[PENDING_SESSION_KEY] is True
+    assert recovery.remaining(holder_admin) == 10
+    assert recovery.remaining(user_admin) == 10
+    assert events("security.recovery_code_used") == []
+
+
+def test_the_last_recovery_codes_ask_for_a_new_set(holder_admin: User) -> None:
+    codes = recovery_codes_for(holder_admin)
+    for code in codes[:8]:
+        assert recovery.recovery_code_use(user=holder_admin, code=code) is not None
+    client, _ = password_login(holder_admin.username)
+    page = client.get(give_code(client, codes[8])["Location"]).content.decode()
+    assert "You have 1 recovery code left. Make a new set on your security page." in page
+
+
+def test_recovery_codes_count_against_the_code_limit(holder_admin: User) -> None:
+    codes = recovery_codes_for(holder_admin)
+    client, _ = password_login(holder_admin.username)
+    assert [give_code(client, "aaaa-bbbb-cccc-dddd").status_code for _ in range(5)] == [400] * 5
+    assert give_code(client, codes[0]).status_code == 429
+    assert recovery.remaining(holder_admin) == 10
+
+
+def test_recovery_codes_are_kept_as_digests_only(holder_admin: User) -> None:
+    codes = recovery_codes_for(holder_admin)
+    digests = list(RecoveryCode.objects.filter(user=holder_admin).values_list("digest", flat=True))
+    assert len(digests) == 10
+    for code in codes:
+        assert all(code not in digest and code.replace("-", "") not in digest for digest in digests)
+        assert len(code.replace("-", "")) == 16
+
+
+def test_two_uses_of_one_code_at_once_let_one_in(holder_admin: User) -> None:
+    codes = recovery_codes_for(holder_admin)
+    assert recovery.recovery_code_use(user=holder_admin, code=codes[0]) == 9
+    assert recovery.recovery_code_use(user=holder_admin, code=codes[0]) is None
+
+
+def test_a_new_set_from_the_security_page_replaces_the_old_one(holder_admin: User) -> None:
+    old = recovery_codes_for(holder_admin)
+    client = fully_logged_in(holder_admin)
+    page = client.get("/accounts/security/").content.decode()
+    assert "You have 10 unused recovery codes." in page
+    answer = client.post("/accounts/security/recovery-codes")
+    assert answer.status_code == 200
+    assert answer["Cache-Control"].startswith("max-age=0")
+    new = recovery_codes_on_page(answer.content.decode())
+    assert len(new) == 10
+    assert not set(new) & set(old)
+    assert len(events("security.recovery_codes_generated")) == 2
+    assert recovery.recovery_code_use(user=holder_admin, code=old[0]) is None
+    assert recovery.recovery_code_use(user=holder_admin, code=new[0]) == 9
+
+
+def test_a_half_logged_in_session_cannot_make_new_recovery_codes(holder_admin: User) -> None:
+    old = recovery_codes_for(holder_admin)
+    client, _ = password_login(holder_admin.username)
+    answer = client.post("/accounts/security/recovery-codes")
+    assert answer.status_code == 302
+    assert answer["Location"] == "/accounts/2fa/"
+    assert recovery.recovery_code_use(user=holder_admin, code=old[0]) == 9
+    assert len(events("security.recovery_codes_generated")) == 1
+
+
+def test_the_security_page_is_for_sessions_that_passed_the_second_factor(alice: User) -> None:
+    anonymous = Client().get("/accounts/security/")
+    assert anonymous.status_code == 302
+    assert anonymous["Location"].startswith("/accounts/login/?next=")
+    citizen = Client()
+    citizen.force_login(alice)
+    assert citizen.get("/accounts/security/").status_code == 403
+    assert citizen.post("/accounts/security/recovery-codes").status_code == 403
+    assert not RecoveryCode.objects.filter(user=alice).exists()
+    assert "/accounts/security/" not in citizen.get("/").content.decode()
