@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import Page, expect
 
 from broker.models import Organisation, User
+from broker.security.models import Passkey
 from tests.browser.conftest import assert_accessible, log_in, switch_language
+from tests.factories import PASSWORD
+from tests.twofactor import code_for, secret_on_page
+from tests.webauthn import SoftAuthenticator
 
 LANGUAGES = ["en", "fr"]
 HOME = {
@@ -14,6 +20,7 @@ HOME = {
     "fr": "Des données partagées dans l’intérêt général, selon vos choix",
 }
 MEMBERS = {"en": "Members", "fr": "Membres"}
+SECURITY = {"en": "Security", "fr": "Sécurité"}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -44,4 +51,42 @@ def test_an_organisation_admin_s_home_and_organisation_pages_pass_axe(
     page.get_by_role("link", name=holder.name).click()
     expect(heading).to_have_text(holder.name)
     expect(page.get_by_role("heading", name=MEMBERS[language])).to_be_visible()
+    assert_accessible(page)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_second_factor_pages_pass_axe(page: Page, portal: str, language: str, holder_admin: User) -> None:
+    """Enrolment, the recovery codes, the security page and the second-factor step with a passkey offered."""
+    heading = page.get_by_role("heading", level=1)
+    page.goto("/accounts/login/")
+    switch_language(page, language)
+
+    def password() -> None:
+        page.locator("input[name=username]").fill(holder_admin.username)
+        page.locator("input[name=password]").fill(PASSWORD)
+        page.locator("main form button[type=submit]").click()
+        expect(page).to_have_url(re.compile(r"/accounts/2fa/"))
+
+    password()
+    expect(page.locator("#totp-secret")).to_be_visible()
+    assert_accessible(page)
+    page.locator("input[name=code]").fill(code_for(holder_admin.username, secret_on_page(page.content())))
+    page.locator("main form button[type=submit]").first.click()
+    expect(page.locator("#recovery-codes li")).to_have_count(10)
+    assert_accessible(page)
+
+    software = SoftAuthenticator()
+    Passkey.objects.create(
+        user=holder_admin, name="laptop", credential_id=software.credential_id, public_key=software.cose_public_key()
+    )
+    page.goto("/accounts/security/")
+    expect(heading).to_have_text(SECURITY[language])
+    expect(page.locator("#passkey-register")).to_be_visible()
+    assert_accessible(page)
+
+    page.locator("header form button[type=submit]").first.click()
+    page.goto("/accounts/login/")
+    password()
+    expect(page.locator("#passkey-login-button")).to_be_visible()
     assert_accessible(page)
