@@ -64,7 +64,7 @@ class DatasetRegistration(serializers.Serializer[Any]):
     keywords = serializers.ListField(child=serializers.CharField(max_length=64), max_length=30, default=list)
     mode = serializers.ChoiceField(choices=Dataset.Mode.choices)
     api_base_url = WebUrlField(required=False, default="")
-    table_schema = serializers.JSONField(help_text="a Frictionless Table Schema")
+    table_schema = serializers.DictField(help_text="a Frictionless Table Schema")
     subject_key_field = serializers.CharField(max_length=100, required=False, default="", allow_blank=True)
     personal_fields = serializers.ListField(child=serializers.CharField(max_length=100), default=list)
     data_categories = serializers.ListField(child=serializers.CharField(max_length=100), default=list)

@@ -54,13 +54,13 @@ class ClientRegistration(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=100)
     auth_method = serializers.ChoiceField(choices=OAuthClient.AuthMethod.choices)
     scopes = serializers.ListField(child=serializers.CharField(max_length=40), max_length=10, default=["organisation"])
-    jwks = serializers.JSONField(required=False)
+    jwks = serializers.DictField(required=False, help_text="a JWK Set of public keys, for private_key_jwt clients")
     jwks_uri = WebUrlField(required=False, allow_blank=True, default="")
     dpop_bound_access_tokens = serializers.BooleanField(default=False)
 
 
 class ClientRotation(serializers.Serializer[Any]):
-    jwks = serializers.JSONField(required=False, help_text="new public keys, for private_key_jwt clients")
+    jwks = serializers.DictField(required=False, help_text="new public keys (a JWK Set), for private_key_jwt clients")
 
 
 class HumanOnly(APIView):
