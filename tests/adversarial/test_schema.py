@@ -172,18 +172,15 @@ def problems_are_rfc9457(ctx: Any, response: Any, case: schemathesis.Case) -> bo
     return None
 
 
-def spoils_only_cookies(case: schemathesis.Case) -> bool:
-    meta = case.meta
-    if meta is None or not meta.is_negative_at(ParameterLocation.COOKIE):
-        return False
-    return not any(meta.is_negative_at(location) for location in ParameterLocation if location != "cookie")
+def spoils_cookies(case: schemathesis.Case) -> bool:
+    return case.meta is not None and case.meta.is_negative_at(ParameterLocation.COOKIE)
 
 
 def run(case: schemathesis.Case, **kwargs: Any) -> None:
     excluded = KNOWN.get((case.method.upper(), case.path), [])
-    if "cookies" in kwargs and spoils_only_cookies(case):
+    if "cookies" in kwargs and spoils_cookies(case):
         # The case left out or spoiled the session cookie, and the caller's own session stands in for it:
-        # what the server then accepts is a valid request.
+        # what the server then gets may be a valid request. Cases that spoil anything else run every check.
         excluded = [*excluded, negative_data_rejection]
     extra = [problems_are_rfc9457]
     case.call_and_validate(excluded_checks=excluded, additional_checks=extra, **kwargs)
