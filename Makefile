@@ -9,7 +9,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/tiers
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 export TEST_DATABASE_URL TEST_REDIS_URL
 
-.PHONY: help demo serve faults load test lint typecheck migrations-check messages install install-dev browser-deps bench audit-deps clean
+.PHONY: help demo serve faults load test lint typecheck migrations-check messages install install-dev browser-deps nginx-dep bench audit-deps clean
 
 help:
 	@echo "make demo   - install, migrate, seed and serve Tiers on 127.0.0.1:\$${PORT:-8000}"
@@ -93,7 +93,13 @@ browser-deps: install-dev node_modules/.installed
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null && [ -x $(CHROMIUM) ]; } || \
 		{ echo "setup: ERROR: $(CHROMIUM) not found; install Debian's chromium package (as root: apt-get install chromium)" >&2; exit 1; }
 
-test: install-dev messages lint typecheck browser-deps
+# nginx checks deploy/nginx/tiers.conf (`nginx -t`, tests/deploy); Debian's nginx-light is enough.
+nginx-dep:
+	@command -v nginx >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null && command -v nginx >/dev/null; } || \
+		{ echo "setup: ERROR: nginx not found; install Debian's nginx-light package (as root: apt-get install nginx-light)" >&2; exit 1; }
+
+test: install-dev messages lint typecheck browser-deps nginx-dep
 	@echo "services: checking PostgreSQL and Redis"
 	@PY=$(PY) deploy/test-services.sh
 	@$(MAKE) --no-print-directory migrations-check
