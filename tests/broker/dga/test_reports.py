@@ -263,3 +263,32 @@ def test_without_a_recorded_registration_the_dossier_is_a_404_problem(db: None) 
     answer = APIClient().get("/api/v1/register/dossier")
     assert answer.status_code == 404
     assert answer["Content-Type"] == "application/problem+json"
+
+
+def test_results_a_data_user_files_appear_in_the_signed_annual_report(credentials: dict[str, Any]) -> None:
+    grant = Grant.objects.get(pk=next(g["id"] for g in credentials["grants"] if g["organisation"] == "labo-mobilites"))
+    assert verified_json(annual())["results"] == []
+    services.grant_revoke(by=User.objects.get(username="ligne-bleue-admin"), grant=grant, reason="the study ended")
+    summary = "Evening trips of students showed two missing night bus links; the results went to the transport board."
+    services.results_file(
+        by=User.objects.get(username="labo-mobilites-admin"),
+        grant=grant,
+        summary=summary,
+        data_deleted=True,
+        outputs=["https://labo-mobilites.example/etude-2026"],
+    )
+    (result,) = verified_json(annual())["results"]
+    assert (result["grant"], result["organisation"], result["purpose"]) == (
+        str(grant.pk),
+        "labo-mobilites",
+        grant.purpose,
+    )
+    assert result["summary"] == summary
+    assert result["outputs"] == ["https://labo-mobilites.example/etude-2026"]
+    assert result["data_deleted"] is True
+
+
+def verified_json(answer: Any) -> Any:
+    """The annual report's document, read from its verified signature rather than from the JSON beside it."""
+    assert answer.status_code == 200
+    return json.loads(verified_payload(answer.json()["jws"]))
