@@ -81,6 +81,26 @@ class WebUrlField(serializers.CharField):
         self.validators.append(RegexValidator(WEB_URL, message=_("Enter an http or https URL.")))
 
 
+def refuse_numbers_as_text() -> None:
+    """Make DRF's CharField, and every field built on it, refuse a JSON value that is not a string.
+
+    DRF reads `42` as `"42"` where text is expected; the schema says string, and a client that sends a
+    number there has a bug worth telling it about (a 400 naming the field). Called once, from
+    BrokerConfig.ready(); calling it again changes nothing.
+    """
+    drf_reading = serializers.CharField.to_internal_value
+    if getattr(drf_reading, "text_only", False):
+        return
+
+    def text_only(field: serializers.CharField, data: Any) -> str:
+        if not isinstance(data, str):
+            field.fail("invalid")
+        return drf_reading(field, data)
+
+    text_only.text_only = True  # type: ignore[attr-defined]
+    serializers.CharField.to_internal_value = text_only  # type: ignore[method-assign,assignment]
+
+
 class PortalSessionAuthentication(SessionAuthentication):
     """The portal's session, for API views only a logged-in person may use: 401 (not 403) to anyone else."""
 

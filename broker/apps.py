@@ -10,3 +10,6 @@ class BrokerConfig(AppConfig):
     def ready(self) -> None:
         # Outbox handlers and the schema's field extensions register themselves on import.
         from broker import api_schema, handlers  # noqa: F401
+        from broker.api_base import refuse_numbers_as_text
+
+        refuse_numbers_as_text()

@@ -97,3 +97,22 @@ def test_a_filter_given_empty_is_refused_not_ignored(query: dict[str, str]) -> N
     assert response.status_code == 400
     assert response["Content-Type"].startswith(PROBLEM)
     assert [error["field"] for error in response.json()["errors"]] == list(query)
+
+
+@pytest.mark.parametrize("value", [0, 4.5, True, None, ["CUST-1"], {"ref": "CUST-1"}])
+def test_text_fields_take_strings_only(value: object) -> None:
+    field = serializers.CharField(allow_null=False)
+    with pytest.raises(serializers.ValidationError):
+        field.run_validation(value)
+    with pytest.raises(serializers.ValidationError):
+        serializers.SlugField().run_validation(value)
+    assert field.run_validation(" CUST-1 ") == "CUST-1"
+
+
+@pytest.mark.django_db
+def test_a_number_sent_as_text_is_refused_by_the_api(holder_admin: Any) -> None:
+    from tests.conftest import client_for
+
+    response = client_for(holder_admin).post("/api/v1/link-codes/", {"subject_ref": 0}, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"] == [{"field": "subject_ref", "detail": "Not a valid string."}]
