@@ -112,6 +112,16 @@ def test_withdraw_pause_resume_renew_append_events(alice, alice_linked, module) 
         services.consent_renew(citizen=alice, record=record)
 
 
+def test_the_database_refuses_to_rewrite_a_consent_event(alice, alice_linked, module) -> None:  # type: ignore[no-untyped-def]
+    from django.db import ProgrammingError, connection, transaction
+
+    (record,) = services.consent_give(citizen=alice, module=module, purposes=["dpv:PublicPolicy"])
+    event = record.events.get()
+    with pytest.raises(ProgrammingError, match="pgtrigger"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("UPDATE consent_consentevent SET state = 'withdrawn' WHERE id = %s", [event.pk])
+    assert record.events.get().state == "given"
+
+
 def test_a_new_module_version_asks_again_and_the_old_consent_keeps_its_scope(  # type: ignore[no-untyped-def]
     alice, alice_linked, holder, holder_admin, module
 ) -> None:
