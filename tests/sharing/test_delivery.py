@@ -187,3 +187,28 @@ def test_rotating_the_data_key_keeps_every_record_readable(
     assert DataKey.objects.get(dataset=loaded, version=version - 1).retired_at is not None
     vault.forget_keys()
     assert sorted(json.dumps(r, sort_keys=True) for r in read(grant)) == before
+
+
+def test_records_a_holder_deletes_are_gone_from_the_next_read_and_the_deletion_is_audited(
+    loaded: Dataset,
+    citizens: dict[str, User],
+    user_admin: User,
+    data_user: Organisation,
+    holder_admin: User,
+    lab_admin: User,
+) -> None:
+    from broker.errors import NotFound
+    from sharing import services
+    from sharing.models import Record
+
+    grant = grant_for(user_admin, data_user, loaded, purpose=RESEARCH)
+    assert len(read(grant)) == 2
+    with pytest.raises(NotFound):  # another organisation's member: not even told the dataset's holder exists
+        services.records_delete(by=lab_admin, dataset=loaded, subject_refs=["T-ALICE"])
+    deleted = services.records_delete(by=holder_admin, dataset=loaded, subject_refs=["T-ALICE", "T-ALICE", "T-UNKNOWN"])
+    assert deleted == 2
+    assert read(grant) == []
+    assert sorted(Record.objects.filter(dataset=loaded).values_list("subject_ref", flat=True)) == ["T-BOB", "T-NOBODY"]
+    event = json.loads(bytes(AuditBody.objects.get(verb="dataset.records_deleted").canonical))
+    assert event["details"] == {"subjects": 2, "records": 2}  # how many, never whom
+    assert "T-ALICE" not in json.dumps(event)
