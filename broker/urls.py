@@ -58,6 +58,7 @@ urlpatterns = [
     path("org/<slug:slug>/clients/<str:client_id>/rotate", oauth_portal.client_rotate, name="client-portal-rotate"),
     path("org/<slug:slug>/clients/<str:client_id>/disable", oauth_portal.client_disable, name="client-portal-disable"),
     path("org/<slug:slug>/webhooks/", include("broker.webhooks.urls")),
+    path("org/<slug:slug>/consent-modules/", include("consent.urls_org")),
     path("org/<slug:slug>/", include("sharing.urls")),
     path("me/", include("consent.urls")),
     path("admin/login/", security_views.admin_login),  # the portal's login, with its second factor

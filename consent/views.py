@@ -221,16 +221,23 @@ def module_consent(request: HttpRequest, citizen: User, module_id: int) -> HttpR
             messages.success(request, text % {"count": len(records)})
             return redirect("citizen-dashboard")
     context = {
+        **module_context(module),
+        "settled": term_labels(purpose for purpose in module.purposes if purpose in settled),
+        "form": form if open_purposes else None,
+    }
+    return render(request, "consent/module.html", context)
+
+
+def module_context(module: ConsentModule) -> dict[str, Any]:
+    """What the consent form shows of a module, in the reader's language; its holder's pages show the same."""
+    return {
         "module": module,
         "holder": module.holder,
         "text": _module_text(module),
         "data_categories": term_labels(module.data_categories),
         "purposes": term_labels(module.purposes),
         "recipients": term_labels(module.recipient_categories),
-        "settled": term_labels(purpose for purpose in module.purposes if purpose in settled),
-        "form": form if open_purposes else None,
     }
-    return render(request, "consent/module.html", context)
 
 
 # --- one consent ----------------------------------------------------------------------------------
