@@ -9,8 +9,10 @@ from playwright.sync_api import Page, expect
 
 from broker.models import Organisation, User
 from broker.security.models import Passkey
+from consent.models import ConsentModule
 from tests.browser.conftest import assert_accessible, log_in, switch_language
 from tests.factories import PASSWORD
+from tests.sharing.conftest import module
 from tests.twofactor import code_for, secret_on_page
 from tests.webauthn import SoftAuthenticator
 
@@ -21,6 +23,10 @@ HOME = {
 }
 MEMBERS = {"en": "Members", "fr": "Membres"}
 SECURITY = {"en": "Security", "fr": "Sécurité"}
+CONSENT_MODULES = {"en": "Consent modules", "fr": "Modules de consentement"}
+PUBLISH = {"en": "Publish", "fr": "Publier"}
+
+__all__ = ["module"]  # a fixture used below
 
 
 @pytest.mark.django_db(transaction=True)
@@ -89,4 +95,32 @@ def test_the_second_factor_pages_pass_axe(page: Page, portal: str, language: str
     page.goto("/accounts/login/")
     password()
     expect(page.locator("#passkey-login-button")).to_be_visible()
+    assert_accessible(page)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_holder_s_consent_module_pages_pass_axe(
+    page: Page, portal: str, language: str, holder: Organisation, holder_admin: User, module: ConsentModule
+) -> None:
+    """The list of modules, the publishing form (empty, filled for a new version, with errors) and a preview."""
+    heading = page.get_by_role("heading", level=1)
+    page.goto("/accounts/login/")
+    switch_language(page, language)
+    log_in(page, holder_admin.username)
+    page.goto(f"/org/{holder.slug}/consent-modules/")
+    expect(heading).to_have_text(CONSENT_MODULES[language])
+    assert_accessible(page)
+    for path in ("new", f"new?module={module.slug}"):
+        page.goto(f"/org/{holder.slug}/consent-modules/{path}")
+        expect(page.locator("input[name=slug]")).to_be_visible()
+        assert_accessible(page)
+    page.locator("input[name=title_en]").fill("")
+    page.locator("input[name=duration_days]").fill("0")
+    page.locator("main form button[type=submit]").filter(has_text=PUBLISH[language]).click()
+    expect(page.locator("#form-errors-title")).to_be_visible()
+    assert_accessible(page)
+    page.goto(f"/org/{holder.slug}/consent-modules/{module.pk}/")
+    expect(heading).to_have_text(module.title_fr if language == "fr" else module.title_en)
+    expect(page.locator("input[name=purposes]").first).to_be_disabled()
     assert_accessible(page)
