@@ -18,7 +18,7 @@ from broker.api_base import PortalSessionAuthentication, acting_user, calling_or
 from broker.errors import NotFound
 from broker.oauth.tokens import Caller
 from broker.policy import OrgAction
-from consent import export, receipts, rights, selectors, services
+from consent import export, kantara, receipts, rights, selectors, services
 from consent.models import ConsentModule, ConsentRecord
 from consent.policy import IsCitizen
 
@@ -213,6 +213,71 @@ class Receipt(CitizenView):
         response = HttpResponse(event.receipt, content_type=receipts.MEDIA_TYPE)
         response["Content-Disposition"] = f'attachment; filename="consent-{record.id}-receipt.jws"'
         return response
+
+
+# The Kantara receipt as the schema shows it, in the specification's own (camelCase) field names.
+
+
+class KantaraAddress(serializers.Serializer[Any]):
+    streetAddress = serializers.CharField(required=False)
+    addressCountry = serializers.CharField(required=False)
+
+
+class KantaraController(serializers.Serializer[Any]):
+    piiController = serializers.CharField()
+    onBehalf = serializers.BooleanField(help_text="true for Tiers, which records the consent for the holder")
+    contact = serializers.CharField()
+    address = KantaraAddress(help_text="a schema.org PostalAddress, as far as Tiers knows it")
+    email = serializers.CharField(allow_blank=True)
+    phone = serializers.CharField(allow_blank=True, help_text="always empty: Tiers records no telephone number")
+    piiControllerUrl = serializers.CharField(required=False)
+
+
+class KantaraPurpose(serializers.Serializer[Any]):
+    purpose = serializers.CharField(help_text="the purpose in plain words")
+    purposeCategory = serializers.ListField(child=serializers.CharField(), help_text="the DPV purpose term")
+    consentType = serializers.CharField(help_text="EXPLICIT: the citizen ticked this purpose")
+    piiCategory = serializers.ListField(child=serializers.CharField(), help_text="DPV personal data terms")
+    primaryPurpose = serializers.BooleanField()
+    termination = serializers.CharField()
+    thirdPartyDisclosure = serializers.BooleanField()
+    thirdPartyName = serializers.CharField(required=False, help_text="the kinds of recipients the module names")
+
+
+class KantaraService(serializers.Serializer[Any]):
+    service = serializers.CharField(help_text="the module's title")
+    purposes = KantaraPurpose(many=True)
+
+
+class KantaraReceipt(serializers.Serializer[Any]):
+    version = serializers.CharField(help_text="KI-CR-v1.1.0")
+    jurisdiction = serializers.CharField()
+    consentTimestamp = serializers.IntegerField(help_text="seconds since 1970-01-01T00:00:00Z")
+    collectionMethod = serializers.CharField()
+    consentReceiptID = serializers.UUIDField()
+    language = serializers.CharField(help_text="ISO 639-1")
+    piiPrincipalId = serializers.CharField(help_text="the citizen, as Tiers alone can resolve")
+    piiControllers = KantaraController(many=True)
+    policyUrl = serializers.CharField(help_text="the consent form of this module version")
+    services = KantaraService(many=True)
+    sensitive = serializers.BooleanField(help_text="a special category of personal data (GDPR Art. 9)")
+    spiCat = serializers.ListField(child=serializers.CharField())
+
+
+class Kantara(CitizenView):
+    """The consent as a Kantara Consent Receipt v1.1, about the transaction that gave or last renewed it.
+
+    Kantara v1.1 has no field for a later pause or withdrawal: the consent itself and its signed
+    receipts say where it stands.
+    """
+
+    @extend_schema(responses=KantaraReceipt)
+    def get(self, request: Request, consent_id: str) -> Response:
+        record = selectors.consent_of(acting_user(request), consent_id)
+        event = kantara.giving_event(record)
+        if event is None:
+            raise NotFound("This consent has no receipt yet.")
+        return Response(kantara.consent_receipt(record, event))
 
 
 class Export(CitizenView):

@@ -1,8 +1,7 @@
 """Consent receipts: the ISO/IEC TS 27560 record as W3C DPV JSON-LD, signed as a compact JWS.
 
-Anyone can verify a receipt against /oauth/jwks alone. Its shape also maps onto
-a Kantara Consent Receipt v1.1 (controller, purposes, data categories, method,
-jurisdiction, the notice by hash).
+Anyone can verify a receipt against /oauth/jwks alone. The same record in the
+fields of a Kantara Consent Receipt v1.1 is consent/kantara.py's.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from consent.models import ConsentEvent, ConsentRecord
 
 MEDIA_TYPE = "application/jose"
 JWS_TYPE = "tiers-consent-receipt+jws"
+COLLECTION_METHOD = "web form (Tiers citizen portal)"
 
 # DPV's consent statuses for the states a record can be in.
 DPV_STATUS = {
@@ -33,6 +33,11 @@ def _time(moment: datetime.datetime) -> str:
     return moment.astimezone(datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def subject_ref(record: ConsentRecord) -> str:
+    """How receipts name the citizen: an id that means something at Tiers only, never their e-mail address."""
+    return f"urn:tiers:citizen:{record.citizen_id}"
+
+
 def record_document(record: ConsentRecord, event: ConsentEvent) -> dict[str, Any]:
     """The record as it stands after `event`, in ISO 27560's structure with DPV terms."""
     module, holder = record.module, record.holder
@@ -42,7 +47,7 @@ def record_document(record: ConsentRecord, event: ConsentEvent) -> dict[str, Any
         "@id": f"urn:uuid:{record.id}",
         "receipt": {"event": event.event, "at": _time(event.at), "audit_entry": event.audit_entry_id},
         "issuer": {"name": "Tiers", "id": settings.TIERS_BASE_URL, "role": "dpv:DataIntermediary"},
-        "dataSubject": {"@id": f"urn:tiers:citizen:{record.citizen_id}"},
+        "dataSubject": {"@id": subject_ref(record)},
         "dataController": {
             "name": holder.name,
             "identifier": f"{holder.identifier_scheme}:{holder.legal_identifier}",
@@ -54,7 +59,7 @@ def record_document(record: ConsentRecord, event: ConsentEvent) -> dict[str, Any
         "hasLegalBasis": "dpv:Consent",
         "hasJurisdiction": module.jurisdiction,
         "hasConsentStatus": DPV_STATUS[ConsentRecord.State(record.state)],
-        "method": "web form (Tiers citizen portal)",
+        "method": COLLECTION_METHOD,
         "notice": {
             "module": module.slug,
             "version": module.version,

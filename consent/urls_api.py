@@ -13,6 +13,7 @@ urlpatterns = [
     path("me/consents/<str:consent_id>/pause", api.Pause.as_view(), name="my-consent-pause"),
     path("me/consents/<str:consent_id>/resume", api.Resume.as_view(), name="my-consent-resume"),
     path("me/consents/<str:consent_id>/renew", api.Renew.as_view(), name="my-consent-renew"),
+    path("me/consents/<str:consent_id>/kantara", api.Kantara.as_view(), name="my-consent-kantara"),
     path("me/export", api.Export.as_view(), name="my-export"),
     path("me/rights/", api.MyRights.as_view(), name="my-rights"),
     path("me/rights/<str:request_id>", api.MyRight.as_view(), name="my-right"),

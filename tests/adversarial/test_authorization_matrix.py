@@ -290,6 +290,7 @@ ROWS: list[Row] = [
     ],
     row("POST", "/api/v1/me/consents/{id}/resume", "consent", **CITIZEN_ONLY_OBJ),  # resuming a given one: no-op
     row("GET", "/api/v1/consents/{id}/receipt", "consent", **CITIZEN_ONLY_OBJ),
+    row("GET", "/api/v1/me/consents/{id}/kantara", "consent", **CITIZEN_ONLY_OBJ),
     row("GET", "/api/v1/me/export", None, **CITIZEN_ONLY),
     row("GET", "/api/v1/me/rights/", None, **CITIZEN_ONLY),
     row("POST", "/api/v1/me/rights/", None, body=lambda w, o, h: {"kind": "objection"},
