@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import hashlib
 import json
 import os
 import statistics
@@ -38,8 +37,7 @@ NAME = "oauth"
 HERE = Path(__file__).resolve().parent
 ROOT = common.ROOT
 VENV_BIN = Path(sys.executable).parent
-DOT_VENV = HERE / ".venv-dot"
-DOT_REQUIREMENTS = ROOT / "requirements-bench.txt"
+DOT_VENV = common.TOOLS_VENV  # DOT shares the tools venv (requirements-bench.txt) with the load generator
 DOT_PROJECT = HERE / "dot_project"
 LOGS = HERE / "logs"
 
@@ -69,19 +67,10 @@ def log(message: str) -> None:
 
 
 def ensure_dot_venv() -> str:
-    """bench/.venv-dot with requirements-bench.txt, made or refreshed when the file changed; DOT's version."""
-    stamp = DOT_VENV / ".requirements-sha256"
-    wanted = hashlib.sha256(DOT_REQUIREMENTS.read_bytes()).hexdigest()
-    python = DOT_VENV / "bin" / "python"
-    if not python.exists() or not stamp.exists() or stamp.read_text().strip() != wanted:
-        log(f"setup: installing {DOT_REQUIREMENTS.name} into {DOT_VENV.relative_to(ROOT)}")
-        if not python.exists():
-            subprocess.run([sys.executable, "-m", "venv", str(DOT_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r", str(DOT_REQUIREMENTS)], check=True)
-        stamp.write_text(wanted + "\n")
+    """The benchmarks' tools venv (common.tools_venv(), from requirements-bench.txt); DOT's version."""
+    common.tools_venv()
     return subprocess.run(
-        [str(python), "-c", "import oauth2_provider; print(oauth2_provider.__version__)"],
+        [str(DOT_VENV / "bin" / "python"), "-c", "import oauth2_provider; print(oauth2_provider.__version__)"],
         capture_output=True,
         text=True,
         check=True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -14,6 +15,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
+TOOLS_VENV = Path(__file__).resolve().parent / ".venv-tools"
+TOOLS_REQUIREMENTS = ROOT / "requirements-bench.txt"
 
 # The only database a benchmark ever creates, drops or writes; never `tiers` or `test_tiers`.
 DATABASE = "tiers_bench"
@@ -89,6 +92,22 @@ def create_database() -> None:
 
     call_command("migrate", verbosity=0)
     connection.close()
+
+
+def tools_venv() -> Path:
+    """bench/.venv-tools with requirements-bench.txt (the peers and the load generator), made or refreshed when
+    the file changed; returns its bin directory. The project's own venv is never touched."""
+    stamp = TOOLS_VENV / ".requirements-sha256"
+    wanted = hashlib.sha256(TOOLS_REQUIREMENTS.read_bytes()).hexdigest()
+    python = TOOLS_VENV / "bin" / "python"
+    if not python.exists() or not stamp.exists() or stamp.read_text().strip() != wanted:
+        print(f"setup: installing {TOOLS_REQUIREMENTS.name} into {TOOLS_VENV.relative_to(ROOT)}", flush=True)
+        if not python.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(TOOLS_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r", str(TOOLS_REQUIREMENTS)], check=True)
+        stamp.write_text(wanted + "\n")
+    return python.parent
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -1,6 +1,6 @@
 """Migrate the peer's database and register one client_credentials client; print its credentials as JSON.
 
-Run with bench/.venv-dot/bin/python (bench_oauth.py does); the database must exist.
+Run with bench/.venv-tools/bin/python (bench_oauth.py does); the database must exist.
 """
 
 from __future__ import annotations
