@@ -60,7 +60,8 @@ faults: install-dev messages
 	@echo "faults: redis_down, postgres_restart, worker_sigkill, receiver_down"
 	@TIERS_FAULTS=1 $(PY) -m pytest tests/faults -q -p no:cacheprovider
 
-# 60 s of mixed API load against deploy/local.sh on a private PostgreSQL and Redis (bench/README.md).
+# 60 s of mixed API load by locust (from bench/.venv-tools, requirements-bench.txt) against deploy/local.sh
+# on a private PostgreSQL and Redis: tokens, record reads, decisions, consent changes (bench/README.md).
 load: install-dev messages
 	@$(PY) bench/bench_load.py
 

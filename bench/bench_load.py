@@ -1,28 +1,28 @@
-"""Mixed API load on Tiers as production runs it: deploy/local.sh on a private PostgreSQL and Redis.
+"""Mixed API load on Tiers as production runs it: deploy/local.sh on a private PostgreSQL and Redis, driven by locust.
 
-4 gunicorn workers and 2 Celery workers (deploy/local.sh's defaults) serve a closed-loop load of
-LOAD_PROCESSES client processes (default 4), each on one keep-alive connection, for LOAD_SECONDS
-(default 60) after a 5 s warm-up. Each client draws its next call from a fixed mix:
+4 gunicorn workers and 2 Celery workers with beat (deploy/local.sh's defaults) serve a closed-loop
+load of LOAD_USERS locust users (default 4, FastHttpUser, no think time, one locust process) for
+LOAD_SECONDS (default 60) after a 5 s warm-up. Each user draws its next call from a fixed mix
+(bench/locustfile.py):
 
-    token     30 %  POST /oauth/token (client_secret_basic, bound to the client's grant)
-    read      50 %  GET /api/v1/grants/<id>/records (JSON Lines, read to the end)
-    consent   20 %  a citizen pauses, then resumes, one of their consents (pauses fan out webhooks)
-    decision        POST /api/v1/decisions, only if the world has a federated grant (the demo has none)
+    token     25 %  POST /oauth/token (a data user's client_secret_basic, bound to its hosted grant)
+    read      40 %  GET /api/v1/grants/<id>/records (JSON Lines, read to the end)
+    decision  20 %  POST /api/v1/decisions: the holder's API asks whom the federated grant may include,
+                    for 1,000 of its customers' references (bench/load_world.py sets the grant up)
+    consent   15 %  a citizen pauses, then resumes, one of their consents (pauses fan out webhooks)
 
-The webhooks the consent changes cause are received, verified and deduplicated by the fault
-tests' receiver. Asserted: no 5xx. Recorded: requests/s, p50/p95/p99 overall and per kind, in
-bench/results/load.jsonl. The peer is the same mix's read-only share: not a separate run, the
-per-kind figures show what writes cost beside reads.
+locust runs from bench/.venv-tools (requirements-bench.txt, made on first use). The webhooks the
+consent changes cause are received, verified and deduplicated by the fault tests' receiver.
+Asserted: no 5xx. Recorded: requests/s, p50/p95/p99 overall and per kind, the statuses, the
+decisions' included subjects, in bench/results/load.jsonl. The peer is the same mix's read-only
+share: not a separate run, the per-kind figures show what writes cost beside reads.
 """
 
 from __future__ import annotations
 
 import base64
-import http.client
 import json
-import multiprocessing
 import os
-import random
 import re
 import secrets
 import signal
@@ -38,13 +38,13 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "deploy" / "faults"))
 
-from bench.common import free_port, record, revision, table  # noqa: E402
+from bench.common import free_port, record, revision, table, tools_venv  # noqa: E402
 
 SECONDS = float(os.environ.get("LOAD_SECONDS", "60"))
 WARMUP = 5.0
-PROCESSES = int(os.environ.get("LOAD_PROCESSES", "4"))
-CITIZENS = 4 * PROCESSES
-MIX = [("token", 30), ("read", 50), ("consent", 20)]
+USERS = int(os.environ.get("LOAD_USERS", "4"))
+CITIZENS = 4 * USERS
+MIX = {"token": 25, "read": 40, "decision": 20, "consent": 15}
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -78,90 +78,37 @@ def _login(port: int, username: str, password: str) -> dict[str, str]:
     }
 
 
-def client(index: int, port: int, world: dict[str, Any], barrier: Any, results: Any) -> None:
-    """One closed-loop client: a data user's token and reads, and its own citizens' consent changes."""
-    rng = random.Random(index)
-    grant = world["grants"][index % len(world["grants"])]
-    secret = next(c for c in world["clients"] if c["organisation"] == grant["organisation"])
-    basic = base64.b64encode(f"{secret['client_id']}:{secret['client_secret']}".encode()).decode()
-    token_body = f"grant_type=client_credentials&scope=grant:{grant['id']}".encode()
-    token_headers = {"Authorization": f"Basic {basic}", "Content-Type": "application/x-www-form-urlencoded"}
-    people = world["citizens"][index * 4 : index * 4 + 4]
-    sessions = [(_login(port, person["username"], world["password"]), person) for person in people]
-    paused: dict[str, bool] = {}
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+def run_locust(tools: Path, port: int, world: dict[str, Any], logs: Path) -> dict[str, Any]:
+    """The citizens log in, then locust runs the mix headless; returns what bench/locustfile.py wrote."""
+    sessions = [{**person, **_login(port, person["username"], world["password"])} for person in world["citizens"]]
+    given = logs / "locust-input.json"
+    given.write_text(json.dumps({"world": world, "sessions": sessions, "mix": MIX, "warmup": WARMUP}))
+    taken = logs / "locust-samples.json"
+    taken.unlink(missing_ok=True)
+    command = [
+        str(tools / "locust"),
+        "-f", str(HERE / "locustfile.py"),
+        "--headless", "-u", str(USERS), "-r", str(USERS), "-t", f"{WARMUP + SECONDS + 1:.0f}s",
+        "--host", f"http://127.0.0.1:{port}",
+        "--csv", str(logs / "locust"), "--only-summary", "--exit-code-on-error", "0",
+    ]  # fmt: skip
+    env = {**os.environ, "LOAD_INPUT": str(given), "LOAD_SAMPLES": str(taken)}
+    with (logs / "locust.log").open("wb") as output:
+        subprocess.run(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, check=True)
+    if not taken.exists():
+        raise RuntimeError(f"locust wrote no samples; see {logs / 'locust.log'}")
+    return dict(json.loads(taken.read_text()))
 
-    def call(method: str, path: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, bytes]:
-        nonlocal connection
-        try:
-            connection.request(method, path, body=body, headers=headers)
-            response = connection.getresponse()
-            return response.status, response.read()
-        except (OSError, http.client.HTTPException):
-            connection.close()
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            connection.request(method, path, body=body, headers=headers)
-            response = connection.getresponse()
-            return response.status, response.read()
 
-    status, body = call("POST", "/oauth/token", token_body, token_headers)
-    access = json.loads(body)["access_token"]
-    fetched = time.monotonic()
-    kinds, weights = zip(*MIX, strict=True)
+def measure(got: dict[str, Any]) -> dict[str, Any]:
+    """Requests/s and percentiles of the answers that ended inside the counted window, overall and per kind."""
     timings: dict[str, list[float]] = defaultdict(list)
     statuses: Counter[str] = Counter()
-    samples: list[str] = []
-    barrier.wait()
-    counting_from = time.monotonic() + WARMUP
-    until = counting_from + SECONDS
-    while (started := time.monotonic()) < until:
-        kind = rng.choices(kinds, weights)[0]
-        if kind == "token":
-            status, body = call("POST", "/oauth/token", token_body, token_headers)
-        elif kind == "read":
-            if started - fetched > 240:  # tokens live 300 s
-                access = json.loads(call("POST", "/oauth/token", token_body, token_headers)[1])["access_token"]
-                fetched = started
-            headers = {"Authorization": f"Bearer {access}", "Accept": "application/x-ndjson"}
-            status, body = call("GET", f"/api/v1/grants/{grant['id']}/records", None, headers)
-        else:
-            cookies, person = rng.choice(sessions)
-            consent = rng.choice(list(person["consents"].values()))
-            action = "resume" if paused.get(consent) else "pause"
-            headers = {"Cookie": cookies["cookie"], "X-CSRFToken": cookies["csrf"], "Content-Type": "application/json"}
-            status, body = call("POST", f"/api/v1/me/consents/{consent}/{action}", b"{}", headers)
-            if status == 200:
-                paused[consent] = action == "pause"
-        done = time.monotonic()
-        if counting_from <= done < until:
-            timings[kind].append(done - started)
+    for kind, status, milliseconds, ended in got["samples"]:
+        if WARMUP <= ended < WARMUP + SECONDS:
+            timings[kind].append(milliseconds / 1000)
             statuses[f"{kind} {status}"] += 1
-            if status >= 500 and len(samples) < 3:
-                samples.append(body[:300].decode(errors="replace"))
-    connection.close()
-    results.put((dict(timings), dict(statuses), samples))
-
-
-def measure(port: int, world: dict[str, Any]) -> dict[str, Any]:
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(PROCESSES)
-    results = context.Queue()
-    processes = [
-        context.Process(target=client, args=(index, port, world, barrier, results)) for index in range(PROCESSES)
-    ]
-    for process in processes:
-        process.start()
-    timings: dict[str, list[float]] = defaultdict(list)
-    statuses: Counter[str] = Counter()
-    samples: list[str] = []
-    for _ in processes:
-        got_timings, got_statuses, got_samples = results.get(timeout=SECONDS + WARMUP + 300)
-        for kind, values in got_timings.items():
-            timings[kind].extend(values)
-        statuses.update(got_statuses)
-        samples.extend(got_samples)
-    for process in processes:
-        process.join()
+    included = [count for ended, count in got["decided"] if WARMUP <= ended < WARMUP + SECONDS]
     every = [value for values in timings.values() for value in values]
     kinds = {
         kind: {
@@ -179,10 +126,13 @@ def measure(port: int, world: dict[str, Any]) -> dict[str, Any]:
         "p50_ms": round(percentile(every, 0.50) * 1000, 1),
         "p95_ms": round(percentile(every, 0.95) * 1000, 1),
         "p99_ms": round(percentile(every, 0.99) * 1000, 1),
-        "errors_5xx": sum(count for key, count in statuses.items() if key.split()[1].startswith("5")),
+        "errors_5xx": sum(count for key, count in statuses.items() if int(key.split()[1]) >= 500),
+        "no_answer": sum(count for key, count in statuses.items() if int(key.split()[1]) == 0),
         "statuses": dict(sorted(statuses.items())),
         "kinds": kinds,
-        "samples": samples,
+        "decisions_included": {"min": min(included), "max": max(included)} if included else None,
+        "samples": [answer for answer in got["refused"] if not 0 < answer["status"] < 500][:3],
+        "refused": [answer for answer in got["refused"] if 300 <= answer["status"] < 500][:3],
     }
 
 
@@ -193,6 +143,8 @@ def main() -> int:
 
     logs = HERE / "logs" / "load"
     logs.mkdir(parents=True, exist_ok=True)
+    tools = tools_venv()
+    locust = subprocess.run([str(tools / "locust"), "--version"], capture_output=True, text=True, check=True)
     postgres = PrivatePostgres().create()
     redis = PrivateRedis().start()
     port, receiver = free_port(), Receiver(free_port())
@@ -225,7 +177,7 @@ def main() -> int:
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
         world_file = logs / "world.json"
         subprocess.run(
-            [sys.executable, "-m", "tests.faults.world", str(world_file), receiver.base_url, str(CITIZENS)],
+            [sys.executable, "-m", "bench.load_world", str(world_file), receiver.base_url, str(CITIZENS)],
             cwd=ROOT,
             env=env,
             check=True,
@@ -234,12 +186,14 @@ def main() -> int:
         world = json.loads(world_file.read_text())
         output = (logs / "local.out").open("wb")
         server = subprocess.Popen([str(ROOT / "deploy" / "local.sh")], cwd=ROOT, env=env, stdout=output, stderr=output)
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # migrate and collectstatic first; slow on a shared machine
         while b"serving on" not in (logs / "local.out").read_bytes():
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError((logs / "local.out").read_text())
             time.sleep(0.3)
-        figures = measure(port, world)
+        load_before = os.getloadavg()
+        got = run_locust(tools, port, world, logs)
+        load_after = os.getloadavg()
     finally:
         if server is not None and server.poll() is None:
             server.send_signal(signal.SIGTERM)
@@ -247,6 +201,7 @@ def main() -> int:
         receiver.stop()
         redis.destroy()
         postgres.destroy()
+    figures = measure(got)
     rows = [
         [kind, values["requests"], values["rps"], values["p50_ms"], values["p95_ms"], values["p99_ms"]]
         for kind, values in figures["kinds"].items()
@@ -254,6 +209,8 @@ def main() -> int:
     rows.append(["all", figures["requests"], figures["rps"], figures["p50_ms"], figures["p95_ms"], figures["p99_ms"]])
     print(table(["kind", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms"], rows))
     print(f"statuses: {figures['statuses']}")
+    print(f"decisions: {figures['decisions_included']} of {len(world['federated']['subjects'])} subjects included")
+    print(f"load average (1, 5, 15 min) before: {load_before}, after: {load_after}")
     record(
         "load",
         {
@@ -262,17 +219,25 @@ def main() -> int:
                 "gunicorn_workers": 4,
                 "celery_workers": 2,
                 "celery_concurrency": 2,
-                "clients": PROCESSES,
+                "generator": f"{locust.stdout.split(' from ')[0].strip()}, FastHttpUser, one process",
+                "users": USERS,
                 "seconds": SECONDS,
                 "mix": dict(MIX),
-                "decisions": "not exercised: the demo world has no federated grant",
+                "decisions": {
+                    "grant": world["federated"]["dataset"],
+                    "batch": len(world["federated"]["subjects"]),
+                    "linked": world["federated"]["linked"],
+                    "client": "the holder's client_secret_basic client, scope decisions",
+                },
             },
+            "load_average": {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in load_after]},
             "webhooks_applied": len(receiver.tally.applied),
             **figures,
         },
     )
-    if figures["errors_5xx"]:
-        print(f"load: {figures['errors_5xx']} answers were 5xx: {figures['samples']}", file=sys.stderr)
+    if figures["errors_5xx"] or figures["no_answer"]:
+        failed = f"{figures['errors_5xx']} answers were 5xx and {figures['no_answer']} never came"
+        print(f"load: {failed}; the first: {figures['samples']}", file=sys.stderr)
         return 1
     return 0
 
