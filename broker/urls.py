@@ -47,6 +47,7 @@ urlpatterns = [
     path("accounts/oidc/<slug:name>/login", oidc.oidc_login, name="oidc-login"),
     path("accounts/oidc/<slug:name>/callback", oidc.oidc_callback, name="oidc-callback"),
     path("accounts/verify/<str:uidb64>/<str:token>/", accounts.verify_email, name="citizen-verify"),
+    path("accounts/goodbye/", accounts.goodbye, name="citizen-goodbye"),
     path("accounts/", include("django.contrib.auth.urls")),  # password reset and change
     path("i18n/", include("django.conf.urls.i18n")),
     path("transparency/", include("broker.dga.urls")),

@@ -1,14 +1,22 @@
-"""Citizens' own accounts: sign-up with e-mail verification. Password reset is Django's own."""
+"""Citizens' own accounts: sign-up with e-mail verification, the export of their data and erasure.
+
+Password reset is Django's own.
+"""
 
 from __future__ import annotations
 
+import enum
 import re
+import time
+from typing import Any
 
 from django import forms
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import logout
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
+from django.contrib.sessions.backends.base import SessionBase
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.http import HttpRequest, HttpResponse
@@ -19,11 +27,16 @@ from django.utils.encoding import force_bytes, force_str
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
 
 from broker import ratelimit
 from broker.errors import TiersError
 from broker.models import User
-from consent import services
+from broker.security import attempts
+from consent import export, services
+from consent.models import OidcIdentity
+from consent.views import citizen_page
 
 SIGNUPS_PER_ADDRESS_PER_HOUR = 10
 # OpenID Connect accounts are named <provider>-<24 hex>: nobody may take such a name first.
@@ -121,3 +134,124 @@ def verify_email(request: HttpRequest, uidb64: str, token: str) -> HttpResponse:
     services.citizen_verify_email(citizen=user)
     messages.success(request, _("Your e-mail address is confirmed. You can log in."))
     return redirect("login")
+
+
+# --- my data and account ---------------------------------------------------------------------------
+
+# Erasure asks for the password again: a session left open is not enough to erase an account. Five tries
+# a quarter of an hour leave room for typing mistakes, and none for guessing.
+ERASURE_ATTEMPTS_PER_CITIZEN = 5
+ERASURE_WINDOW_SECONDS = 15 * 60
+ERASURE_ATTEMPTS_SCOPE = "erasure-password"
+# An account without a password (opened at an identity provider) confirms by logging in there again.
+PROVIDER_LOGIN_SESSION_KEY = "tiers_provider_login_at"
+PROVIDER_LOGIN_FRESH_SECONDS = 10 * 60
+
+
+class Confirmation(enum.Enum):
+    """Whether the person asking to erase the account proved again that it is theirs."""
+
+    CONFIRMED = enum.auto()
+    WRONG_PASSWORD = enum.auto()
+    TOO_MANY_ATTEMPTS = enum.auto()
+    LOG_IN_AGAIN = enum.auto()
+
+
+def provider_login_is_fresh(session: SessionBase) -> bool:
+    """This session logged in at an identity provider less than ten minutes ago."""
+    logged_in_at = session.get(PROVIDER_LOGIN_SESSION_KEY)
+    return isinstance(logged_in_at, int | float) and time.time() - logged_in_at < PROVIDER_LOGIN_FRESH_SECONDS
+
+
+def identity_confirm(citizen: User, password: str, session: SessionBase) -> Confirmation:
+    """The password again; for an account without one, a login at its identity provider minutes ago."""
+    if not citizen.has_usable_password():
+        return Confirmation.CONFIRMED if provider_login_is_fresh(session) else Confirmation.LOG_IN_AGAIN
+    # Counted first, then compared, so that guesses sent at once cannot all slip under the limit.
+    key, window = str(citizen.pk), ERASURE_WINDOW_SECONDS
+    if not attempts.hit(ERASURE_ATTEMPTS_SCOPE, key, limit=ERASURE_ATTEMPTS_PER_CITIZEN, window_seconds=window):
+        return Confirmation.TOO_MANY_ATTEMPTS
+    if not citizen.check_password(password):
+        return Confirmation.WRONG_PASSWORD
+    attempts.clear(ERASURE_ATTEMPTS_SCOPE, key, window_seconds=window)
+    return Confirmation.CONFIRMED
+
+
+def account_erase(request: HttpRequest, citizen: User) -> int:
+    """Erase the account (consent.services.citizen_erase), then end the session that asked."""
+    erased = services.citizen_erase(citizen=citizen)
+    logout(request)
+    return erased
+
+
+def _provider_of(citizen: User) -> dict[str, Any] | None:
+    """The configured identity provider the citizen logs in with, if any."""
+    names = set(OidcIdentity.objects.filter(user=citizen).values_list("provider", flat=True))
+    return next((provider for provider in settings.TIERS_OIDC_PROVIDERS if provider["name"] in names), None)
+
+
+@citizen_page
+def account(request: HttpRequest, citizen: User) -> HttpResponse:
+    """My data and account: download everything Tiers holds about me, or delete the account."""
+    return render(request, "consent/account.html")
+
+
+@never_cache
+@citizen_page
+def account_export(request: HttpRequest, citizen: User) -> HttpResponse:
+    """Everything Tiers holds about me as a file: the very JSON of GET /api/v1/me/export (GDPR Art. 15, 20)."""
+    response = HttpResponse(export.citizen_export_json(citizen), content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="{export.filename()}"'
+    return response
+
+
+class AccountErasureForm(forms.Form):
+    password = forms.CharField(
+        label=gettext_lazy("Your password"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+    confirm = forms.BooleanField(
+        label=gettext_lazy("I understand that my account is deleted for good, and that this cannot be undone."),
+        error_messages={"required": gettext_lazy("Tick this box to confirm, or keep your account.")},
+    )
+
+    def __init__(self, *args: Any, has_password: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not has_password:
+            del self.fields["password"]
+
+
+@sensitive_post_parameters("password")
+@never_cache
+@citizen_page
+def account_erasure(request: HttpRequest, citizen: User) -> HttpResponse:
+    """Delete my account, after a page saying what happens, and the password again."""
+    has_password = citizen.has_usable_password()
+    form = AccountErasureForm(request.POST if request.method == "POST" else None, has_password=has_password)
+    status = 200
+    if form.is_bound and form.is_valid():
+        outcome = identity_confirm(citizen, form.cleaned_data.get("password", ""), request.session)
+        if outcome is Confirmation.CONFIRMED:
+            account_erase(request, citizen)
+            return redirect("citizen-goodbye")
+        if outcome is Confirmation.TOO_MANY_ATTEMPTS:
+            status = 429
+            form.add_error(None, _("Too many attempts. Please wait a quarter of an hour and try again."))
+        elif outcome is Confirmation.WRONG_PASSWORD:
+            form.add_error("password", _("This is not your password. Nothing was deleted: please try again."))
+        else:
+            form.add_error(None, _("Please log in again with your identity provider first. Nothing was deleted."))
+    context = {
+        "form": form,
+        "has_password": has_password,
+        "provider": None if has_password else _provider_of(citizen),
+        "log_in_again": not has_password and not provider_login_is_fresh(request.session),
+        "fresh_minutes": PROVIDER_LOGIN_FRESH_SECONDS // 60,
+    }
+    return render(request, "consent/account_erasure.html", context, status=status)
+
+
+def goodbye(request: HttpRequest) -> HttpResponse:
+    """After an erasure: the account is gone, and this says what that meant."""
+    return render(request, "consent/goodbye.html")

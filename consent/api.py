@@ -7,7 +7,7 @@ from typing import Any
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,10 +15,10 @@ from rest_framework.views import APIView
 
 from broker import policy
 from broker.api_base import PortalSessionAuthentication, acting_user, calling_organisation
-from broker.errors import NotFound
+from broker.errors import Forbidden, NotFound
 from broker.oauth.tokens import Caller
 from broker.policy import OrgAction
-from consent import export, kantara, receipts, rights, selectors, services
+from consent import accounts, export, kantara, receipts, rights, selectors, services
 from consent.models import ConsentModule, ConsentRecord
 from consent.policy import IsCitizen
 
@@ -286,8 +286,51 @@ class Export(CitizenView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         response = Response(export.citizen_export(acting_user(request)))
-        response["Content-Disposition"] = 'attachment; filename="tiers-export.json"'
+        response["Content-Disposition"] = f'attachment; filename="{export.filename()}"'
         return response
+
+
+class ErasureConfirmation(serializers.Serializer[Any]):
+    password = serializers.CharField(
+        max_length=4096,
+        required=False,
+        default="",
+        allow_blank=True,
+        trim_whitespace=False,
+        help_text="the account's password, given again; an account without one (it logs in at an identity "
+        "provider) sends none, within 10 minutes of logging in there",
+    )
+
+
+class Erased(serializers.Serializer[Any]):
+    erased_audit_entries = serializers.IntegerField(help_text="how many bodies of log entries about you were erased")
+
+
+class MyErasure(CitizenView):
+    """Erase the citizen's account (GDPR Art. 17) once they give their password again, and log them out.
+
+    Every consent is withdrawn (the organisations are told), links and profile go, the bodies of the log
+    entries about them are erased while the log still verifies. A wrong password is a 403 and changes nothing.
+    """
+
+    @extend_schema(
+        request=ErasureConfirmation,
+        responses={200: OpenApiResponse(Erased, description="The account is erased and the session is over.")},
+    )
+    def post(self, request: Request) -> Response:
+        given = ErasureConfirmation(data=request.data)
+        given.is_valid(raise_exception=True)
+        citizen = acting_user(request)
+        outcome = accounts.identity_confirm(citizen, given.validated_data["password"], request.session)
+        if outcome is accounts.Confirmation.TOO_MANY_ATTEMPTS:
+            raise exceptions.Throttled(wait=accounts.ERASURE_WINDOW_SECONDS)
+        if outcome is accounts.Confirmation.WRONG_PASSWORD:
+            raise Forbidden("This is not the account's password. Nothing was erased.")
+        if outcome is accounts.Confirmation.LOG_IN_AGAIN:
+            minutes = accounts.PROVIDER_LOGIN_FRESH_SECONDS // 60
+            raise Forbidden(f"Log in again at your identity provider, then ask within {minutes} minutes.")
+        erased = accounts.account_erase(request._request, citizen)
+        return Response({"erased_audit_entries": erased})
 
 
 # --- rights requests -------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from django.utils import timezone
+from rest_framework.renderers import JSONRenderer
 
 from broker.models import AuditEntry, User
 from consent.models import CitizenProfile, ConsentEvent, IdentityLink
@@ -61,3 +62,13 @@ def citizen_export(citizen: User) -> dict[str, Any]:
             for entry in entries
         ],
     }
+
+
+def citizen_export_json(citizen: User) -> bytes:
+    """The export as `GET /api/v1/me/export` answers it: the same renderer, byte for byte."""
+    return JSONRenderer().render(citizen_export(citizen))
+
+
+def filename() -> str:
+    """The export file's name, with the day it was made."""
+    return f"tiers-export-{timezone.localdate().isoformat()}.json"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 import requests
@@ -27,7 +28,7 @@ from django.views.decorators.http import require_GET, require_POST
 from joserfc.errors import JoseError
 
 from broker.errors import Conflict
-from consent import services
+from consent import accounts, services
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,8 @@ def oidc_callback(request: HttpRequest, name: str) -> HttpResponse:
         messages.error(request, _("This account is disabled."))
         return redirect("login")
     auth_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    # When: an account without a password confirms an erasure by a login this recent (consent.accounts).
+    request.session[accounts.PROVIDER_LOGIN_SESSION_KEY] = time.time()
     safe = url_has_allowed_host_and_scheme(
         next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     )

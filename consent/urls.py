@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from consent import views
+from consent import accounts, views
 
 urlpatterns = [
     path("", views.dashboard, name="citizen-dashboard"),
@@ -15,4 +15,7 @@ urlpatterns = [
     path("accesses/", views.accesses, name="citizen-accesses"),
     path("rights/", views.rights_requests, name="citizen-rights"),
     path("accesses/<uuid:delivery_id>/", views.access_detail, name="citizen-access"),
+    path("account/", accounts.account, name="citizen-account"),
+    path("account/export", accounts.account_export, name="citizen-export"),
+    path("account/delete", accounts.account_erasure, name="citizen-erasure"),
 ]

@@ -15,6 +15,7 @@ urlpatterns = [
     path("me/consents/<str:consent_id>/renew", api.Renew.as_view(), name="my-consent-renew"),
     path("me/consents/<str:consent_id>/kantara", api.Kantara.as_view(), name="my-consent-kantara"),
     path("me/export", api.Export.as_view(), name="my-export"),
+    path("me/erasure", api.MyErasure.as_view(), name="my-erasure"),
     path("me/rights/", api.MyRights.as_view(), name="my-rights"),
     path("me/rights/<str:request_id>", api.MyRight.as_view(), name="my-right"),
     path("consents/<str:consent_id>/receipt", api.Receipt.as_view(), name="consent-receipt"),

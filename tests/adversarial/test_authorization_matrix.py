@@ -26,6 +26,7 @@ from rest_framework.test import APIClient
 from broker import services as broker_services
 from broker.security.twofactor import VERIFIED_SESSION_KEY
 from tests.adversarial.world import COUNTERPART, World, build, rolled_back
+from tests.factories import PASSWORD
 from tests.sharing.conftest import JUSTIFICATION, MODULE, PUBLIC_BENEFIT, RESEARCH, TRIPS_SCHEMA, trips_csv
 
 Body = Callable[[World, str, str], Any]  # (world, object id, caller's home organisation) -> body
@@ -292,6 +293,8 @@ ROWS: list[Row] = [
     row("GET", "/api/v1/consents/{id}/receipt", "consent", **CITIZEN_ONLY_OBJ),
     row("GET", "/api/v1/me/consents/{id}/kantara", "consent", **CITIZEN_ONLY_OBJ),
     row("GET", "/api/v1/me/export", None, **CITIZEN_ONLY),
+    row("POST", "/api/v1/me/erasure", None, body=lambda w, o, h: {"password": PASSWORD},
+        **everyone(403, anon=401, citizen=200)),
     row("GET", "/api/v1/me/rights/", None, **CITIZEN_ONLY),
     row("POST", "/api/v1/me/rights/", None, body=lambda w, o, h: {"kind": "objection"},
         **everyone(403, anon=401, citizen=201)),

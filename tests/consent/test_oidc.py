@@ -243,6 +243,29 @@ def test_a_safe_next_address_is_followed_and_another_site_is_not(provider: OidcT
     assert log_in(Client(), next="https://evil.example/")["Location"] == reverse("portal-home")
 
 
+def test_an_account_opened_at_the_provider_confirms_its_erasure_by_logging_in_there_again(
+    provider: OidcTestProvider,
+) -> None:
+    client = Client()
+    log_in(client)
+    user = logged_in_user(client)
+    assert user is not None
+    session = client.session
+    del session["tiers_provider_login_at"]  # as if the login were long ago
+    session.save()
+    page = client.get("/me/account/delete").content.decode()
+    assert f'action="{reverse("oidc-login", args=[NAME])}"' in page
+    assert 'name="next" value="/me/account/delete"' in page
+
+    assert log_in(client, next="/me/account/delete")["Location"] == "/me/account/delete"
+    page = client.get("/me/account/delete").content.decode()
+    assert 'name="confirm"' in page
+    assert 'type="password"' not in page
+    assert client.post("/me/account/delete", {"confirm": "on"})["Location"] == "/accounts/goodbye/"
+    assert not User.objects.filter(pk=user.pk).exists()
+    assert not OidcIdentity.objects.exists()
+
+
 def test_a_disabled_account_is_not_logged_in(provider: OidcTestProvider) -> None:
     log_in(Client())
     User.objects.update(is_active=False)
