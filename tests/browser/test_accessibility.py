@@ -124,3 +124,60 @@ def test_a_holder_s_consent_module_pages_pass_axe(
     expect(heading).to_have_text(module.title_fr if language == "fr" else module.title_en)
     expect(page.locator("input[name=purposes]").first).to_be_disabled()
     assert_accessible(page)
+
+
+ACCOUNT = {
+    "en": {
+        "page": "My data and account",
+        "download": "Download my data (JSON)",
+        "delete": "Delete my account",
+        "delete_link": "Delete my account…",
+        "confirm": "Delete my account for good",
+        "wrong": "This is not your password.",
+        "goodbye": "Your account is deleted",
+    },
+    "fr": {
+        "page": "Mes données et mon compte",
+        "download": "Télécharger mes données (JSON)",
+        "delete": "Supprimer mon compte",
+        "delete_link": "Supprimer mon compte…",
+        "confirm": "Supprimer définitivement mon compte",
+        "wrong": "Ce n’est pas votre mot de passe.",
+        "goodbye": "Votre compte est supprimé",
+    },
+}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_citizen_s_data_and_account_pages_pass_axe(page: Page, portal: str, language: str, alice: User) -> None:
+    """My data and account, the download, the erasure page (as it opens, then with a wrong password) and goodbye."""
+    text = ACCOUNT[language]
+    heading = page.get_by_role("heading", level=1)
+    page.goto("/accounts/login/")
+    switch_language(page, language)
+    log_in(page, alice.username)
+    page.goto("/me/")
+    page.get_by_role("link", name=text["page"], exact=True).click()
+    expect(heading).to_have_text(text["page"])
+    assert_accessible(page)
+    with page.expect_download() as download:
+        page.get_by_role("link", name=text["download"]).click()
+    assert re.fullmatch(r"tiers-export-\d{4}-\d{2}-\d{2}\.json", download.value.suggested_filename)
+
+    page.get_by_role("link", name=text["delete_link"]).click()
+    expect(heading).to_have_text(text["delete"])
+    assert_accessible(page)
+    page.locator("input[name=password]").fill("not my password")
+    page.locator("input[name=confirm]").check()
+    page.get_by_role("button", name=text["confirm"]).click()
+    expect(page.get_by_text(text["wrong"])).to_be_visible()
+    assert_accessible(page)
+    assert User.objects.filter(pk=alice.pk).exists()
+
+    page.locator("input[name=password]").fill(PASSWORD)
+    page.locator("input[name=confirm]").check()
+    page.get_by_role("button", name=text["confirm"]).click()
+    expect(heading).to_have_text(text["goodbye"])
+    assert_accessible(page)
+    assert not User.objects.filter(pk=alice.pk).exists()
