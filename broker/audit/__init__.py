@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import psycopg
 import rfc8785
 from django.db import connection, models
 from django.utils import timezone
@@ -99,24 +100,47 @@ def record(
     leaf = leaf_hash(canonical)
     citizen_id = citizen.pk if isinstance(citizen, User) else citizen
     if connection.vendor == "postgresql":
-        # One round trip for the leaf and its body: the writer's cost is mostly round trips.
-        with connection.cursor() as cursor:
-            cursor.execute(_INSERT_ENTRY_AND_BODY, [leaf, now, canonical, verb, subject_name, citizen_id])
-            (entry_id,) = cursor.fetchone()
+        entry_id = _insert_entry_and_body([leaf, now, canonical, verb, subject_name, citizen_id])
         return AuditEntry(pk=entry_id, leaf_hash=leaf, created_at=now)
     entry = AuditEntry.objects.create(leaf_hash=leaf, created_at=now)
     AuditBody.objects.create(entry=entry, canonical=canonical, verb=verb, subject=subject_name, citizen_id=citizen_id)
     return entry
 
 
+# The leaf and its body in one statement, so one round trip. VALUES rather than
+# SELECT: with server-side binding the parameters take the columns' types.
 _INSERT_ENTRY_AND_BODY = """
 WITH entry AS (
     INSERT INTO broker_auditentry (leaf_hash, created_at) VALUES (%s, %s) RETURNING id
 )
 INSERT INTO broker_auditbody (entry_id, canonical, verb, subject, citizen_id)
-SELECT id, %s, %s, %s, %s FROM entry
+VALUES ((SELECT id FROM entry), %s, %s, %s, %s)
 RETURNING entry_id
 """
+
+
+def _insert_entry_and_body(params: list[Any]) -> int:
+    """Run the insert as a prepared statement: parsed and planned once per connection, not per entry.
+
+    Django binds parameters on the client and leaves psycopg's prepared
+    statements off (`prepare_threshold` None, for poolers' sake). This one
+    statement runs in every transaction that changes state, so it alone opts in:
+    a server-binding cursor, with the connection's threshold at 0 while it runs.
+    The statement is protocol-level (PgBouncer keeps those since 1.21); psycopg
+    drops it after a rollback and prepares it again at the next entry.
+    """
+    driver = connection.connection
+    threshold = driver.prepare_threshold
+    driver.prepare_threshold = 0
+    try:
+        raw: Any = psycopg.Cursor(driver)  # django-stubs call the driver's cursor a CursorWrapper
+        wrapped = connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
+        with wrapped as cursor:  # Django's wrapper: its error classes, query log and execute wrappers
+            cursor.execute(_INSERT_ENTRY_AND_BODY, params)
+            (entry_id,) = cursor.fetchone()
+    finally:
+        driver.prepare_threshold = threshold
+    return int(entry_id)
 
 
 def erase_citizen(*, actor: Actor, citizen_id: int) -> int:
