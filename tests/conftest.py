@@ -176,11 +176,12 @@ def _fresh_cache() -> Iterator[None]:
     from django.core.cache import cache
 
     from broker import keys
-    from broker.oauth import tokens
+    from broker.oauth import clients, tokens
 
     cache.clear()
     keys.forget_cached_keys()
     tokens.forget_verified()
+    clients.forget_clients()
     yield
     cache.clear()
 

@@ -10,24 +10,24 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+from contextvars import ContextVar
 from typing import Any
 
 from authlib.integrations.django_oauth2 import AuthorizationServer
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError
+from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError, InvalidScopeError
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from django.conf import settings
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from broker.api_base import uuid_or_none
-from broker.oauth import dpop, services, tokens
+from broker.oauth import clients, dpop, services, tokens
 from broker.oauth.models import IssuedToken, OAuthClient, UsedAssertion
 from sharing.models import Dataset, Grant
 
@@ -56,9 +56,30 @@ def token_endpoint() -> str:
 
 
 class PrivateKeyJWT(JWTBearerClientAssertion):
-    """RFC 7523 client authentication: a JWT signed with a key the client registered."""
+    """RFC 7523 client authentication: a JWT signed with a key the client registered.
+
+    Its jti is accepted once. This class leaves it on the request (`used_assertion`) for the
+    server to record: with the token, in the token's transaction, at the token endpoint; at once
+    at the other endpoints (TiersAuthorizationServer.authenticate_client).
+    """
 
     CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def __init__(self) -> None:
+        super().__init__(validate_jti=False)  # see verify_claims and __call__
+
+    def __call__(self, query_client: Any, request: Any) -> OAuthClient | None:
+        client: OAuthClient | None = super().__call__(query_client, request)
+        if client is not None:
+            # The assertion's signature and claims were verified by the call above.
+            _, claims = self.extract_assertion(request.form["client_assertion"])
+            seconds = max(0, int(claims["exp"] - timezone.now().timestamp()))
+            request.used_assertion = UsedAssertion(
+                client=client,
+                jti=str(claims["jti"])[:200],
+                expires_at=timezone.now() + datetime.timedelta(seconds=seconds),
+            )
+        return client
 
     def get_audiences(self) -> list[str]:
         # The token endpoint's URL or the issuer, as RFC 7523 and RFC 9700 §2.5 allow.
@@ -67,7 +88,11 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
     def resolve_client_public_key(self, client: OAuthClient) -> KeySet:
         if not client.jwks:
             raise OAuth2Error(description="This client's keys are not available.")
-        return KeySet.import_key_set(client.jwks)
+        # A remembered client keeps its imported keys, tied to the row they were read from.
+        keyset: KeySet | None = client.__dict__.get("_tiers_keyset")
+        if keyset is None:
+            keyset = client.__dict__["_tiers_keyset"] = KeySet.import_key_set(client.jwks)
+        return keyset
 
     def process_assertion_claims(self, assertion: str, resolve_key: Any) -> dict[str, Any]:
         # authlib's default accepts every recommended algorithm; a client's key decides, asymmetric only.
@@ -79,23 +104,12 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         return token.claims
 
     def verify_claims(self, claims: Any) -> None:
-        # Before authlib's checks, which end by remembering the jti until the assertion expires.
         exp = claims.get("exp")
         if isinstance(exp, int | float) and exp - timezone.now().timestamp() > MAX_ASSERTION_SECONDS:
             raise InvalidClientAssertion(description=f"A client assertion may live {MAX_ASSERTION_SECONDS} s at most.")
         super().verify_claims(claims)
-
-    def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
-        """Accept each assertion once, remembered in the database until it expires."""
-        client = OAuthClient.objects.get(client_id=claims["sub"])
-        expires = timezone.now() + datetime.timedelta(seconds=max(0, int(claims["exp"] - timezone.now().timestamp())))
-        try:
-            with transaction.atomic():
-                UsedAssertion.objects.create(client=client, jti=str(jti)[:200], expires_at=expires)
-        except IntegrityError:
-            security_log.warning("client assertion replayed", extra={"client_id": client.client_id})
-            return False
-        return True
+        if "jti" not in claims:
+            raise InvalidClientError(description="Missing JWT ID.")
 
 
 class InvalidClientAssertion(OAuth2Error):
@@ -119,7 +133,16 @@ class TiersClientCredentials(ClientCredentialsGrant):
         if resource and resource.rstrip("/") != audience.rstrip("/"):
             raise InvalidTarget(description=f"This token's data is served at {audience}, not {resource}.")
         jkt = _dpop_thumbprint(client, self.request)
-        response = services.token_issue(client=client, scope=" ".join(scopes), grant=grant, audience=audience, jkt=jkt)
+        assertion: UsedAssertion | None = getattr(self.request, "used_assertion", None)
+        try:
+            response = services.token_issue(
+                client=client, scope=" ".join(scopes), grant=grant, audience=audience, jkt=jkt, assertion=assertion
+            )
+        except services.AssertionReused as exc:
+            self.request.used_assertion = None  # recorded by its first use
+            security_log.warning("client assertion replayed", extra={"client_id": client.client_id})
+            raise InvalidClientError(description="JWT ID is used before.") from exc
+        self.request.used_assertion = None  # recorded with the token
         return 200, response, self.TOKEN_RESPONSE_HEADER
 
 
@@ -184,16 +207,74 @@ def _dpop_thumbprint(client: OAuthClient, request: Any) -> str:
         raise InvalidDPoPProof(description=str(exc)) from exc
 
 
+# While the token endpoint authenticates a client, query_client may answer from this process's
+# memory; the clients it answered with are listed here (see TiersAuthorizationServer.authenticate_client).
+_remembered_answers: ContextVar[list[OAuthClient] | None] = ContextVar("tiers_remembered_answers", default=None)
+
+
 class TiersAuthorizationServer(AuthorizationServer):
     def __init__(self) -> None:
         super().__init__(OAuthClient, IssuedToken)
 
     def query_client(self, client_id: str) -> OAuthClient | None:
-        found = OAuthClient.objects.select_related("organisation").filter(client_id=client_id).order_by()[:1]
-        return found[0] if found else None
+        answers = _remembered_answers.get()
+        if answers is not None:
+            client = clients.client_remembered(client_id)
+            if client is not None:
+                answers.append(client)
+                return client
+        return clients.client_fresh(client_id)
+
+    def authenticate_client(self, request: Any, methods: list[str], endpoint: str = "token") -> OAuthClient:
+        if endpoint != "token":
+            client: OAuthClient = super().authenticate_client(request, methods, endpoint)
+            if not _use_assertion_now(request):  # no token to record it with
+                raise InvalidClientError(description="JWT ID is used before.")
+            return client
+        answers: list[OAuthClient] = []
+        remembering = _remembered_answers.set(answers)
+        try:
+            return super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError:
+            if not answers:
+                raise
+        finally:
+            _remembered_answers.reset(remembering)
+        # Refused as this process remembered the client: its credentials may be new. Ask the database.
+        return super().authenticate_client(request, methods, endpoint)
+
+    def create_token_response(self, request: Any = None) -> Any:
+        try:
+            return super().create_token_response(request)
+        except services.ClientChanged as changed:
+            clients.client_forget(changed.client_id)
+        # The client changed since this process read it (disabled, excluded, new credentials):
+        # the request is answered again, as the database has the client now.
+        try:
+            return super().create_token_response(request)
+        except services.ClientChanged:
+            error = InvalidClientError(status_code=401, description="The client changed; ask again.")
+            return self.handle_response(*error())
+
+    def handle_error_response(self, request: Any, error: OAuth2Error) -> Any:
+        # An assertion that authenticated a refused token request is spent all the same.
+        _use_assertion_now(request)
+        return super().handle_error_response(request, error)
 
     def save_token(self, token: dict[str, Any], request: Any) -> None:
         """Tokens are recorded by services.token_issue."""
+
+
+def _use_assertion_now(request: Any) -> bool:
+    """Record the client assertion that authenticated this request, if any and not yet; False if used before."""
+    assertion: UsedAssertion | None = getattr(request, "used_assertion", None)
+    if assertion is None:
+        return True
+    request.used_assertion = None
+    if services.assertion_use(assertion=assertion):
+        return True
+    security_log.warning("client assertion replayed", extra={"client_id": assertion.client.client_id})
+    return False
 
 
 class _TokenLookup:

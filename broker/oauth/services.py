@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import datetime
+import json
 import secrets
 import uuid
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from broker import audit, policy
-from broker.errors import InvalidInput
+from broker.errors import InvalidInput, TiersError
 from broker.models import Organisation, User
 from broker.oauth import tokens
 from broker.oauth.models import SECRET_PREFIX, IssuedToken, OAuthClient, UsedAssertion, hash_secret
@@ -32,6 +33,26 @@ SCOPES = {
     "decisions": "ask which subjects a grant may include and report deliveries (federated holders)",
     "webhooks": "manage webhook endpoints, replay deliveries and attest deletions",
 }
+
+
+class ClientChanged(TiersError):
+    """The client's row changed after it authenticated this request: disabled, excluded or given new credentials."""
+
+    status = 401
+    slug = "invalid-client"
+    title = "The client changed while its token was being issued."
+
+    def __init__(self, client_id: str) -> None:
+        super().__init__(f"Client {client_id} changed while its token was being issued.")
+        self.client_id = client_id
+
+
+class AssertionReused(TiersError):
+    """A client assertion's jti was accepted before (RFC 7523 §3: once only)."""
+
+    status = 401
+    slug = "invalid-client"
+    title = "This client assertion was used before."
 
 
 def _public_jwks(jwks: dict[str, Any]) -> dict[str, Any]:
@@ -114,6 +135,7 @@ def client_rotate_credentials(
                 raise InvalidInput("Send the client's new public keys as jwks.")
             client.jwks, client.jwks_uri = _public_jwks(jwks), ""
         client.save()
+        tokens.invalidate_liveness()  # processes that remember the client read it again
         audit.record(
             verb="client.credentials_rotated",
             actor=actor,
@@ -140,12 +162,31 @@ def client_disable(*, actor: User, client: OAuthClient) -> OAuthClient:
 
 
 def token_issue(
-    *, client: OAuthClient, scope: str, grant: Grant | None, audience: str, jkt: str = ""
+    *,
+    client: OAuthClient,
+    scope: str,
+    grant: Grant | None,
+    audience: str,
+    jkt: str = "",
+    assertion: UsedAssertion | None = None,
 ) -> dict[str, Any]:
-    """Issue an access token (RFC 9068) and record it; returns the token response."""
+    """Issue an access token (RFC 9068), record it and the client assertion it was asked with; the token response.
+
+    Raises ClientChanged when the client is no longer as it authenticated (the caller asks
+    again with the row read afresh), AssertionReused when the assertion's jti was accepted before.
+    """
     now = timezone.now()
     lifetime = settings.OAUTH_ACCESS_TOKEN_SECONDS
-    jti = uuid.uuid4().hex
+    issued = IssuedToken(
+        jti=uuid.uuid4().hex,
+        client=client,
+        grant=grant,
+        scope=scope,
+        audience=audience,
+        jkt=jkt,
+        issued_at=now,
+        expires_at=now + datetime.timedelta(seconds=lifetime),
+    )
     claims: dict[str, Any] = {
         "iss": tokens.issuer(),
         "sub": client.client_id,
@@ -153,7 +194,7 @@ def token_issue(
         "client_id": client.client_id,
         "iat": int(now.timestamp()),
         "exp": int(now.timestamp()) + lifetime,
-        "jti": jti,
+        "jti": issued.jti,
         "scope": scope,
         "organisation": client.organisation.slug,
     }
@@ -163,23 +204,19 @@ def token_issue(
         claims["authorization_details"] = [{"type": "tiers_grant", "grant_id": str(grant.id), "purpose": grant.purpose}]
     if jkt:
         claims["cnf"] = {"jkt": jkt}
-    with transaction.atomic():
-        IssuedToken.objects.create(
-            jti=jti,
-            client=client,
-            grant=grant,
-            scope=scope,
-            audience=audience,
-            jkt=jkt,
-            issued_at=now,
-            expires_at=now + datetime.timedelta(seconds=lifetime),
-        )
-        audit.record(
-            verb="token.issued",
-            actor=client,
-            subject=client.organisation,
-            details={"jti": jti, "grant": claims.get("grant_id"), "scope": scope, "dpop": bool(jkt)},
-        )
+    try:
+        with transaction.atomic():
+            _record_token(issued, assertion)
+            audit.record(
+                verb="token.issued",
+                actor=client,
+                subject=client.organisation,
+                details={"jti": issued.jti, "grant": claims.get("grant_id"), "scope": scope, "dpop": bool(jkt)},
+            )
+    except IntegrityError as exc:
+        if assertion is not None and _breaks(exc, "used_assertion_once"):
+            raise AssertionReused("This client assertion was used before.") from exc
+        raise
     metrics.TOKENS_ISSUED.labels(auth_method=client.auth_method).inc()
     response = {
         "access_token": tokens.sign(claims),
@@ -190,6 +227,109 @@ def token_issue(
     if grant is not None:
         response["authorization_details"] = claims["authorization_details"]
     return response
+
+
+def _record_token(issued: IssuedToken, assertion: UsedAssertion | None) -> None:
+    """Insert the token's record (and the assertion's jti) if the client is still as it authenticated.
+
+    The client may come from a process's memory (broker.oauth.clients), so the insert itself
+    checks the row: enabled, organisation verified, same credentials, scopes and DPoP rule.
+    On PostgreSQL this is one statement; elsewhere (the demo's SQLite) the row is read again.
+    """
+    client = issued.client
+    if connection.vendor != "postgresql":
+        current = OAuthClient.objects.select_related("organisation").filter(pk=client.pk).first()
+        if current is None or _as_authenticated(current) != _as_authenticated(client):
+            raise ClientChanged(client.client_id)
+        if assertion is not None:
+            assertion.save(force_insert=True)
+        issued.save(force_insert=True)
+        return
+    parameters: list[Any] = []
+    statement = _RECORD_IF_CLIENT_UNCHANGED
+    if assertion is not None:
+        statement = _WITH_ASSERTION + statement
+        parameters += [client.pk, assertion.jti, assertion.expires_at]
+    parameters += [
+        issued.jti,
+        issued.grant.pk if issued.grant is not None else None,
+        issued.scope,
+        issued.audience,
+        issued.jkt,
+        issued.issued_at,
+        issued.expires_at,
+        client.pk,
+        Organisation.Verification.VERIFIED.value,
+        client.organisation.slug,
+        client.auth_method,
+        client.secret_hash,
+        json.dumps(client.jwks) if client.jwks is not None else None,
+        client.jwks_uri,
+        json.dumps(client.scopes),
+        client.dpop_bound_access_tokens,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, parameters)
+        if cursor.rowcount != 1:
+            raise ClientChanged(client.client_id)
+
+
+def _as_authenticated(client: OAuthClient) -> tuple[Any, ...]:
+    """What a token depends on in its client's row: the same columns _RECORD_IF_CLIENT_UNCHANGED compares."""
+    return (
+        client.is_active,
+        client.organisation.slug,
+        client.auth_method,
+        client.secret_hash,
+        client.jwks,
+        client.jwks_uri,
+        client.scopes,
+        client.dpop_bound_access_tokens,
+    )
+
+
+def _breaks(exc: IntegrityError, constraint: str) -> bool:
+    """Whether the error is a violation of this constraint (assumed when the driver does not say)."""
+    diag = getattr(exc.__cause__, "diag", None)
+    name = getattr(diag, "constraint_name", None)
+    return name is None or name == constraint
+
+
+# A data-modifying WITH runs even though the insert below does not read it; a replayed jti
+# breaks used_assertion_once and the whole statement fails.
+_WITH_ASSERTION = """
+WITH used_assertion AS (
+    INSERT INTO broker_usedassertion (client_id, jti, expires_at) VALUES (%s, %s, %s)
+)"""
+
+# No row is inserted when the client changed since it authenticated: disabled, its organisation
+# no longer verified, or new credentials, scopes or DPoP rule (the columns of _as_authenticated).
+_RECORD_IF_CLIENT_UNCHANGED = """
+INSERT INTO broker_issuedtoken (jti, client_id, grant_id, scope, audience, jkt, issued_at, expires_at)
+SELECT %s, client.id, %s, %s, %s, %s, %s, %s
+FROM broker_oauthclient AS client
+JOIN broker_organisation AS organisation ON organisation.id = client.organisation_id
+WHERE client.id = %s
+  AND client.disabled_at IS NULL
+  AND organisation.verification_state = %s
+  AND organisation.slug = %s
+  AND client.auth_method = %s
+  AND client.secret_hash = %s
+  AND client.jwks IS NOT DISTINCT FROM %s::jsonb
+  AND client.jwks_uri = %s
+  AND client.scopes = %s::jsonb
+  AND client.dpop_bound_access_tokens = %s
+"""
+
+
+def assertion_use(*, assertion: UsedAssertion) -> bool:
+    """Record a client assertion's jti on its own (no token came of it); False when it was used before."""
+    try:
+        with transaction.atomic():
+            assertion.save(force_insert=True)
+    except IntegrityError:
+        return False
+    return True
 
 
 def token_revoke(*, actor: OAuthClient | User, jti: str) -> bool:

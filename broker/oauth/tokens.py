@@ -245,6 +245,11 @@ def _liveness_generation() -> int | None:
     return _feed.current()
 
 
+def liveness_generation() -> int | None:
+    """How many liveness announcements this process has heard; None while it cannot hear them."""
+    return _liveness_generation()
+
+
 def _announce() -> None:
     _feed.bump()  # this process at once; the others when the message reaches them
     if not settings.REDIS_URL:
