@@ -126,8 +126,8 @@ def _insert_entry_and_body(params: list[Any]) -> int:
     statements off (`prepare_threshold` None, for poolers' sake). This one
     statement runs in every transaction that changes state, so it alone opts in:
     a server-binding cursor, with the connection's threshold at 0 while it runs.
-    The statement is protocol-level (PgBouncer keeps those since 1.21); psycopg
-    drops it after a rollback and prepares it again at the next entry.
+    The statement is protocol-level; psycopg drops it after a rollback (DEALLOCATE
+    ALL, which PgBouncer passes on from 1.22) and prepares it again at the next entry.
     """
     driver = connection.connection
     threshold = driver.prepare_threshold
