@@ -31,7 +31,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 
 from broker import ratelimit
-from broker.errors import TiersError
+from broker.errors import Conflict, TiersError
 from broker.models import User
 from broker.security import attempts
 from consent import export, services
@@ -233,8 +233,19 @@ def account_erasure(request: HttpRequest, citizen: User) -> HttpResponse:
     if form.is_bound and form.is_valid():
         outcome = identity_confirm(citizen, form.cleaned_data.get("password", ""), request.session)
         if outcome is Confirmation.CONFIRMED:
-            account_erase(request, citizen)
-            return redirect("citizen-goodbye")
+            try:
+                account_erase(request, citizen)
+            except Conflict:
+                status = 409
+                form.add_error(
+                    None,
+                    _(
+                        "This account also works for an organisation or for Tiers: leave those roles first "
+                        "(an administrator of the organisation removes the membership), then delete the account."
+                    ),
+                )
+            else:
+                return redirect("citizen-goodbye")
         if outcome is Confirmation.TOO_MANY_ATTEMPTS:
             status = 429
             form.add_error(None, _("Too many attempts. Please wait a quarter of an hour and try again."))

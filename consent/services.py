@@ -363,9 +363,17 @@ def citizen_erase(*, citizen: User) -> int:
     """Erase the account (GDPR Art. 17): consents withdrawn, links and profile removed, log bodies erased.
 
     Returns how many audit bodies were erased. The log's leaves stay, so it still verifies.
+    A person who also works for an organisation or for Tiers leaves those roles first: their
+    account carries that work (invitations sent, registrations recorded), and deleting it here
+    would drop an organisation's administrator without a trace.
     """
     with transaction.atomic():
         citizen = User.objects.select_for_update().get(pk=citizen.pk)
+        if citizen.is_staff or citizen.is_superuser or citizen.memberships.exists():
+            raise Conflict(
+                "This account also works for an organisation or for Tiers: leave those roles first "
+                "(an organisation's administrator removes the membership), then delete the account."
+            )
         # The notices go first: who to tell is read from the links and deliveries erased below.
         _rights_file(citizen, kind=RightsRequest.Kind.ERASURE, details="")
         for link in IdentityLink.objects.filter(citizen=citizen, unlinked_at__isnull=True):
