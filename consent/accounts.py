@@ -143,7 +143,8 @@ def verify_email(request: HttpRequest, uidb64: str, token: str) -> HttpResponse:
 ERASURE_ATTEMPTS_PER_CITIZEN = 5
 ERASURE_WINDOW_SECONDS = 15 * 60
 ERASURE_ATTEMPTS_SCOPE = "erasure-password"
-# An account without a password (opened at an identity provider) confirms by logging in there again.
+# An account without a password (opened at an identity provider) confirms by logging in there again: the
+# callback of that login again, and only of it, stamps the session with the ID token's auth_time (consent.oidc).
 PROVIDER_LOGIN_SESSION_KEY = "tiers_provider_login_at"
 PROVIDER_LOGIN_FRESH_SECONDS = 10 * 60
 

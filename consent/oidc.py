@@ -3,12 +3,16 @@
 Authorization code flow with PKCE (S256), state and nonce, through authlib's Django client. The ID token is
 checked against the provider's JWKS, its issuer, our client id as audience, its expiry and the nonce kept in
 the session. A first login opens a citizen's account, linked to the provider's `sub` by an OidcIdentity.
+
+A login again to confirm an erasure (consent.accounts) asks the provider to authenticate anew (`prompt=login`,
+`max_age=0`) and is counted only if the ID token's `auth_time` shows it did, after the request started.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import secrets
 import time
 from typing import Any
 
@@ -34,6 +38,12 @@ log = logging.getLogger(__name__)
 
 HTTP_TIMEOUT_SECONDS = 10
 NEXT_SESSION_KEY = "oidc_next"
+# A login again to confirm an erasure: its state and when it started (a Unix time).
+RELOGIN_SESSION_KEY = "oidc_relogin"
+RELOGIN_FIELD = "relogin"
+# auth_time must be no older than this at the callback, and no earlier than the request (give or take the skew).
+RELOGIN_MAX_AGE_SECONDS = 5 * 60
+CLOCK_SKEW_SECONDS = 30
 
 _registry: tuple[str, OAuth] | None = None
 
@@ -92,10 +102,14 @@ def _issuer(provider: dict[str, Any], client: DjangoOAuth2App) -> str:
 def oidc_login(request: HttpRequest, name: str) -> HttpResponse:
     """Send the citizen to the provider to log in, with state, nonce and a PKCE challenge kept in the session."""
     provider, client = _provider(name)
+    relogin = request.POST.get(RELOGIN_FIELD) == "1"
+    state, started_at = secrets.token_urlsafe(24), time.time()
+    # OpenID Connect Core 3.1.2.1: the provider must authenticate the citizen now, even with a session open there.
+    params = {"prompt": "login", "max_age": "0"} if relogin else {}
     try:
         _issuer(provider, client)
         response: HttpResponse = client.authorize_redirect(
-            request, f"{settings.TIERS_BASE_URL}{reverse('oidc-callback', args=[name])}"
+            request, f"{settings.TIERS_BASE_URL}{reverse('oidc-callback', args=[name])}", state=state, **params
         )
     except LoginFailed as exc:
         messages.error(request, str(exc))
@@ -107,6 +121,8 @@ def oidc_login(request: HttpRequest, name: str) -> HttpResponse:
     next_url = request.POST.get("next", "")
     if next_url:
         request.session[NEXT_SESSION_KEY] = next_url
+    if relogin:
+        request.session[RELOGIN_SESSION_KEY] = {"state": state, "started_at": started_at}
     return response
 
 
@@ -115,12 +131,18 @@ def oidc_callback(request: HttpRequest, name: str) -> HttpResponse:
     """The provider sends the citizen back: check its answer, find or open their account, log them in."""
     provider, client = _provider(name)
     next_url = request.session.pop(NEXT_SESSION_KEY, "")
+    relogin = request.session.get(RELOGIN_SESSION_KEY)
+    if isinstance(relogin, dict) and relogin.get("state") == request.GET.get("state"):
+        del request.session[RELOGIN_SESSION_KEY]
+    else:
+        relogin = None
     try:
         claims = _verified_claims(request, provider, client)
+        auth_time = _fresh_auth_time(provider, claims, relogin["started_at"]) if relogin else None
         user = services.oidc_identity_resolve(provider=name, claims=claims, language=(get_language() or "en")[:2])
     except LoginFailed as exc:
         messages.error(request, str(exc))
-        return redirect("login")
+        return redirect("citizen-erasure" if relogin else "login")
     except Conflict:
         log.error("OIDC provider %s: the username for a new subject is taken", name)
         messages.error(request, _("Tiers could not open your account. Please contact us."))
@@ -129,8 +151,9 @@ def oidc_callback(request: HttpRequest, name: str) -> HttpResponse:
         messages.error(request, _("This account is disabled."))
         return redirect("login")
     auth_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-    # When: an account without a password confirms an erasure by a login this recent (consent.accounts).
-    request.session[accounts.PROVIDER_LOGIN_SESSION_KEY] = time.time()
+    if auth_time is not None:
+        # When: an account without a password confirms an erasure by a login this recent (consent.accounts).
+        request.session[accounts.PROVIDER_LOGIN_SESSION_KEY] = auth_time
     safe = url_has_allowed_host_and_scheme(
         next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     )
@@ -178,3 +201,23 @@ def _verified_claims(request: HttpRequest, provider: dict[str, Any], client: Dja
         log.warning("OIDC provider %s: no verified ID token in the token response", provider["name"])
         raise LoginFailed(_("The answer from %(label)s could not be verified. You were not logged in.") % label)
     return dict(claims)
+
+
+def _fresh_auth_time(provider: dict[str, Any], claims: dict[str, Any], started_at: float) -> float:
+    """When the provider authenticated the citizen, if that was for this login again; else a LoginFailed."""
+    auth_time, now = claims.get("auth_time"), time.time()
+    if (
+        not isinstance(auth_time, int | float)
+        or isinstance(auth_time, bool)
+        or not started_at - CLOCK_SKEW_SECONDS <= auth_time <= now + CLOCK_SKEW_SECONDS
+        or now - auth_time > RELOGIN_MAX_AGE_SECONDS
+    ):
+        log.warning("OIDC provider %s: no fresh auth_time on a login again (%r)", provider["name"], auth_time)
+        raise LoginFailed(
+            _(
+                "%(label)s did not confirm that you logged in again just now. Nothing was deleted: "
+                "please try again, or contact us."
+            )
+            % {"label": provider["label"]}
+        )
+    return float(auth_time)

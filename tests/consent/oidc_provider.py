@@ -1,8 +1,10 @@
 """A small but real OpenID Connect provider for the tests, served over HTTP on 127.0.0.1 from a thread.
 
 Authorization code flow with PKCE (S256 only), a discovery document, a JWKS and a token endpoint that
-returns an ID token signed ES256 with joserfc. Its authorize endpoint approves one fixed user at once.
-Set `misbehaviour` to make it answer wrongly, the way a broken or hostile provider would.
+returns an ID token signed ES256 with joserfc. Its authorize endpoint approves one fixed user at once,
+whose session at the provider began at `logged_in_at`: `prompt=login`, or a `max_age` that session is older
+than, logs them in anew, and the ID token's `auth_time` says when. Set `misbehaviour` to make it answer
+wrongly, the way a broken or hostile provider would.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ MISBEHAVIOURS = (
     "wrong_issuer",
     "expired",
     "no_id_token",
+    "no_auth_time",
+    "ignores_prompt",  # keeps the session it has, whatever prompt and max_age ask
 )
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
@@ -73,6 +77,7 @@ class OidcTestProvider:
             "family_name": "Martin",
         }
         self.misbehaviour: str | None = None
+        self.logged_in_at = int(time.time()) - 3600  # the browser has had a session here for an hour
         self.authorize_requests: list[dict[str, str]] = []
         self._codes: dict[str, dict[str, str]] = {}
 
@@ -146,12 +151,22 @@ class OidcTestProvider:
         if self.misbehaviour == "deny":
             answer = {"error": "access_denied", "error_description": "Call +00 000 to unlock", "state": params["state"]}
         else:
+            self._authenticate(params)
             code = secrets.token_urlsafe(24)
             with self._lock:
-                self._codes[code] = params
+                self._codes[code] = {**params, "auth_time": str(self.logged_in_at)}
             answer = {"code": code, "state": params["state"]}
         start_response("302 Found", [("Location", f"{params['redirect_uri']}?{urlencode(answer)}")])
         return [b""]
+
+    def _authenticate(self, params: dict[str, str]) -> None:
+        """Log the user in anew when the request asks for it; otherwise the session here answers silently."""
+        now = int(time.time())
+        max_age = params.get("max_age")
+        if self.misbehaviour != "ignores_prompt" and (
+            "login" in params.get("prompt", "").split() or (max_age and now - self.logged_in_at >= int(max_age))
+        ):
+            self.logged_in_at = now
 
     def _token(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -190,7 +205,7 @@ class OidcTestProvider:
             "aud": self.client_id,
             "iat": now,
             "exp": now + 300,
-            "auth_time": now,
+            "auth_time": int(request["auth_time"]),
             "nonce": request["nonce"],
             "at_hash": _b64url(hashlib.sha256(access_token.encode()).digest()[:16]),
         }
@@ -209,6 +224,8 @@ class OidcTestProvider:
             claims["iss"] = "https://impostor.example"
         elif self.misbehaviour == "expired":
             claims["iat"], claims["exp"], claims["auth_time"] = now - 7200, now - 3600, now - 7200
+        elif self.misbehaviour == "no_auth_time":
+            del claims["auth_time"]
         return jwt.encode({"alg": "ES256", "kid": key.kid or KEY_ID, "typ": "JWT"}, claims, key)
 
 

@@ -5,6 +5,7 @@ The Django test client plays the browser on Tiers' side; `requests` plays it on 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -243,6 +244,19 @@ def test_a_safe_next_address_is_followed_and_another_site_is_not(provider: OidcT
     assert log_in(Client(), next="https://evil.example/")["Location"] == reverse("portal-home")
 
 
+ERASURE = "/me/account/delete"
+
+
+def log_in_again(client: Client) -> HttpResponse:
+    """The "Log in again with ..." button of the erasure page, then the round trip."""
+    return log_in(client, next=ERASURE, relogin="1")
+
+
+def erasable(client: Client) -> bool:
+    """The erasure page offers the confirmation form, not a login again."""
+    return 'name="confirm"' in client.get(ERASURE).content.decode()
+
+
 def test_an_account_opened_at_the_provider_confirms_its_erasure_by_logging_in_there_again(
     provider: OidcTestProvider,
 ) -> None:
@@ -250,20 +264,79 @@ def test_an_account_opened_at_the_provider_confirms_its_erasure_by_logging_in_th
     log_in(client)
     user = logged_in_user(client)
     assert user is not None
-    session = client.session
-    del session["tiers_provider_login_at"]  # as if the login were long ago
-    session.save()
-    page = client.get("/me/account/delete").content.decode()
+    page = client.get(ERASURE).content.decode()
     assert f'action="{reverse("oidc-login", args=[NAME])}"' in page
-    assert 'name="next" value="/me/account/delete"' in page
+    assert f'name="next" value="{ERASURE}"' in page
+    assert 'name="relogin" value="1"' in page
 
-    assert log_in(client, next="/me/account/delete")["Location"] == "/me/account/delete"
-    page = client.get("/me/account/delete").content.decode()
+    assert log_in_again(client)["Location"] == ERASURE
+    page = client.get(ERASURE).content.decode()
     assert 'name="confirm"' in page
     assert 'type="password"' not in page
-    assert client.post("/me/account/delete", {"confirm": "on"})["Location"] == "/accounts/goodbye/"
+    assert client.post(ERASURE, {"confirm": "on"})["Location"] == "/accounts/goodbye/"
     assert not User.objects.filter(pk=user.pk).exists()
     assert not OidcIdentity.objects.exists()
+
+
+def test_an_ordinary_login_does_not_confirm_an_erasure(provider: OidcTestProvider) -> None:
+    """A session left open at the provider answers an ordinary login silently: that proves nothing."""
+    client = Client()
+
+    log_in(client)
+    log_in(client, next=ERASURE)
+
+    assert "tiers_provider_login_at" not in client.session
+    assert not erasable(client)
+    client.post(ERASURE, {"confirm": "on"})
+    assert User.objects.count() == 1
+    assert "prompt" not in provider.authorize_requests[-1]
+    assert "max_age" not in provider.authorize_requests[-1]
+
+
+def test_a_login_again_asks_the_provider_to_authenticate_anew_and_keeps_its_auth_time(
+    provider: OidcTestProvider,
+) -> None:
+    client = Client()
+    log_in(client)
+    before = time.time()
+
+    log_in_again(client)
+
+    request = provider.authorize_requests[-1]
+    assert request["prompt"] == "login"
+    assert request["max_age"] == "0"
+    assert request["nonce"]
+    assert provider.logged_in_at >= int(before)
+    assert client.session["tiers_provider_login_at"] == provider.logged_in_at
+    assert erasable(client)
+
+
+@pytest.mark.parametrize(
+    ("misbehaviour", "session_age"),
+    [
+        ("no_auth_time", 0),
+        ("ignores_prompt", 3600),  # auth_time an hour old
+        ("ignores_prompt", 120),  # recent, but before the login again was asked for
+    ],
+)
+def test_a_login_again_without_a_fresh_auth_time_does_not_confirm_an_erasure(
+    provider: OidcTestProvider, misbehaviour: str, session_age: int
+) -> None:
+    client = Client()
+    log_in(client)
+    provider.misbehaviour = misbehaviour
+    provider.logged_in_at = int(time.time()) - session_age
+
+    response = log_in_again(client)
+
+    assert response["Location"] == reverse("citizen-erasure")
+    assert logged_in_user(client) is not None  # the session that asked goes on, unchanged
+    page = client.get(ERASURE).content.decode()
+    assert "Test provider did not confirm that you logged in again just now. Nothing was deleted" in page
+    assert "tiers_provider_login_at" not in client.session
+    assert not erasable(client)
+    client.post(ERASURE, {"confirm": "on"})
+    assert User.objects.count() == 1
 
 
 def test_a_disabled_account_is_not_logged_in(provider: OidcTestProvider) -> None:
