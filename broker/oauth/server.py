@@ -73,7 +73,9 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         if client is not None:
             # The assertion's signature and claims were verified by the call above.
             _, claims = self.extract_assertion(request.form["client_assertion"])
-            seconds = max(0, int(claims["exp"] - timezone.now().timestamp()))
+            # Kept until authlib would refuse the assertion anyway: its exp plus the leeway it allows
+            # (and a minute more), so that purging used jtis never makes one acceptable again.
+            seconds = max(0, int(claims["exp"] - timezone.now().timestamp())) + self.leeway + 60
             request.used_assertion = UsedAssertion(
                 client=client,
                 jti=str(claims["jti"])[:200],
@@ -87,7 +89,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
 
     def resolve_client_public_key(self, client: OAuthClient) -> KeySet:
         if not client.jwks:
-            raise OAuth2Error(description="This client's keys are not available.")
+            raise InvalidClientAssertion(description="This client's keys are not available.")
         # A remembered client keeps its imported keys, tied to the row they were read from.
         keyset: KeySet | None = client.__dict__.get("_tiers_keyset")
         if keyset is None:
@@ -112,8 +114,9 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
             raise InvalidClientError(description="Missing JWT ID.")
 
 
-class InvalidClientAssertion(OAuth2Error):
-    error = "invalid_client"
+class InvalidClientAssertion(InvalidClientError):
+    """An assertion refused: an invalid_client error, so that a client this process remembers is read again."""
+
     status_code = 401
 
 
@@ -241,6 +244,8 @@ class TiersAuthorizationServer(AuthorizationServer):
         finally:
             _remembered_answers.reset(remembering)
         # Refused as this process remembered the client: its credentials may be new. Ask the database.
+        for remembered in answers:
+            clients.client_forget(remembered.client_id)
         return super().authenticate_client(request, methods, endpoint)
 
     def create_token_response(self, request: Any = None) -> Any:

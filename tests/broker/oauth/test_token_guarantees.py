@@ -251,3 +251,39 @@ def test_a_token_is_recorded_with_its_audit_entry_and_assertion_or_not_at_all(  
         ask_with_assertion(APIClient(), signed)
     assert not IssuedToken.objects.exists()
     assert not UsedAssertion.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_first_assertion_signed_with_a_key_rotated_in_by_another_worker_gets_its_token(  # type: ignore[no-untyped-def]
+    api: APIClient, key_client, client_key, user_admin, announcements_lost
+) -> None:
+    listening()
+    assert ask_with_assertion(api, assertion(key_client.client_id, client_key)).status_code == 200
+    new_key = ECKey.generate_key("P-256", parameters={"kid": "client-key-2", "alg": "ES256"}, private=True)
+    in_another_worker(
+        lambda: services.client_rotate_credentials(
+            actor=user_admin, client=key_client, jwks={"keys": [new_key.as_dict(private=False)]}
+        )
+    )
+    # This process still remembers the old keys: the new kid is unknown to them, so it reads the client again.
+    assert ask_with_assertion(api, assertion(key_client.client_id, new_key)).status_code == 200
+    assert ask_with_assertion(api, assertion(key_client.client_id, client_key)).json()["error"] == "invalid_client"
+
+
+def test_an_assertion_past_its_exp_but_within_the_leeway_stays_spent_after_the_purge(  # type: ignore[no-untyped-def]
+    api: APIClient, key_client, client_key
+) -> None:
+    import time
+    import uuid
+
+    from joserfc import jwt
+
+    now = int(time.time())
+    claims = {"iss": key_client.client_id, "sub": key_client.client_id, "aud": "http://testserver/oauth/token"}
+    claims |= {"iat": now - 60, "exp": now - 30, "jti": uuid.uuid4().hex}  # accepted: authlib allows 60 s of leeway
+    signed = jwt.encode({"alg": "ES256", "kid": client_key.kid}, claims, client_key, algorithms=["ES256"])
+    assert ask_with_assertion(api, signed).status_code == 200
+    services.tokens_purge_expired()
+    replayed = ask_with_assertion(api, signed)
+    assert replayed.status_code in (400, 401)
+    assert replayed.json()["error"] == "invalid_client"
