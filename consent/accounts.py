@@ -247,7 +247,7 @@ def account_erasure(request: HttpRequest, citizen: User) -> HttpResponse:
                 )
             else:
                 return redirect("citizen-goodbye")
-        if outcome is Confirmation.TOO_MANY_ATTEMPTS:
+        elif outcome is Confirmation.TOO_MANY_ATTEMPTS:
             status = 429
             form.add_error(None, _("Too many attempts. Please wait a quarter of an hour and try again."))
         elif outcome is Confirmation.WRONG_PASSWORD:

@@ -48,6 +48,7 @@ def test_the_portal_asks_a_member_to_leave_first_and_changes_nothing(
     response = client.post("/me/account/delete", {"password": PASSWORD, "confirm": "on"})
     assert response.status_code == 409
     assert "leave those roles first" in response.content.decode()
+    assert "log in again" not in response.content.decode()  # the one reason, not another besides
     assert held_about(alice_admin.pk) == before
     assert AuditEntry.objects.count() == entries
     assert not OutboxEvent.objects.filter(topic="consent.withdrawn").exists()
