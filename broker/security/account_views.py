@@ -24,7 +24,7 @@ from broker.errors import Forbidden, TiersError
 from broker.models import User
 from broker.security import passkeys, recovery, totp, twofactor
 from broker.security.models import Passkey
-from broker.security.views import problem, read_json
+from broker.security.views import passkey_endpoint, read_json
 
 
 def _verified_user(request: HttpRequest) -> User:
@@ -77,33 +77,23 @@ def security(request: HttpRequest, user: User) -> HttpResponse:
     return _page(request, user)
 
 
-@require_POST
-@csrf_protect
-@never_cache
+@passkey_endpoint
 def passkey_register_options(request: HttpRequest) -> JsonResponse:
     """Options for navigator.credentials.create(), with a fresh challenge; the person's passkeys excluded."""
-    try:
-        user = _verified_user(request)
-        rp = passkeys.relying_party(request)
-        return JsonResponse(passkeys.registration_options(user=user, rp=rp, session=request.session))
-    except TiersError as exc:
-        return problem(exc)
+    user = _verified_user(request)
+    rp = passkeys.relying_party(request)
+    return JsonResponse(passkeys.registration_options(user=user, rp=rp, session=request.session))
 
 
-@require_POST
-@csrf_protect
-@never_cache
+@passkey_endpoint
 def passkey_register(request: HttpRequest) -> JsonResponse:
     """The authenticator's new credential and the name the person gave it: kept once verified."""
-    try:
-        user = _verified_user(request)
-        body = read_json(request)
-        rp = passkeys.relying_party(request)
-        passkey = passkeys.passkey_register(
-            user=user, name=body.get("name"), credential=body.get("credential"), rp=rp, session=request.session
-        )
-    except TiersError as exc:
-        return problem(exc)
+    user = _verified_user(request)
+    body = read_json(request)
+    rp = passkeys.relying_party(request)
+    passkey = passkeys.passkey_register(
+        user=user, name=body.get("name"), credential=body.get("credential"), rp=rp, session=request.session
+    )
     messages.success(request, _("Passkey “%(name)s” added.") % {"name": passkey.name})
     return JsonResponse({"redirect": reverse("account-security")}, status=201)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from django import forms
@@ -159,6 +161,19 @@ def problem(exc: TiersError) -> JsonResponse:
     return problem_response(exc.status, detail=exc.detail, slug=exc.slug, title=exc.title)
 
 
+def passkey_endpoint(view: Callable[[HttpRequest], JsonResponse]) -> Callable[[HttpRequest], JsonResponse]:
+    """A JSON endpoint of passkeys.js: POST with the CSRF token, never cached, a refusal as problem+json."""
+
+    @wraps(view)
+    def answer(request: HttpRequest) -> JsonResponse:
+        try:
+            return view(request)
+        except TiersError as exc:
+            return problem(exc)
+
+    return require_POST(csrf_protect(never_cache(answer)))
+
+
 def _pending_user(request: HttpRequest) -> User:
     """The person half logged in, who may give a passkey now."""
     user = request.user
@@ -167,35 +182,25 @@ def _pending_user(request: HttpRequest) -> User:
     return user
 
 
-@require_POST
-@csrf_protect
-@never_cache
+@passkey_endpoint
 def passkey_options(request: HttpRequest) -> JsonResponse:
     """Options for navigator.credentials.get(), naming the person's passkeys, with a fresh challenge."""
-    try:
-        user = _pending_user(request)
-        rp = passkeys.relying_party(request)
-        return JsonResponse(passkeys.authentication_options(user=user, rp=rp, session=request.session))
-    except TiersError as exc:
-        return problem(exc)
+    user = _pending_user(request)
+    rp = passkeys.relying_party(request)
+    return JsonResponse(passkeys.authentication_options(user=user, rp=rp, session=request.session))
 
 
-@require_POST
-@csrf_protect
-@never_cache
+@passkey_endpoint
 def passkey_verify(request: HttpRequest) -> JsonResponse:
     """The authenticator's answer: when it is good, the session is fully logged in; where to go next."""
-    try:
-        user = _pending_user(request)
-        if not _allowed_attempt(user):
-            return problem_response(
-                429, detail=_("Too many attempts. Please wait a quarter of an hour and try again."), slug="too-many"
-            )
-        body = read_json(request)
-        rp = passkeys.relying_party(request)
-        passkeys.passkey_authenticate(user=user, credential=body.get("credential"), rp=rp, session=request.session)
-    except TiersError as exc:
-        return problem(exc)
+    user = _pending_user(request)
+    if not _allowed_attempt(user):
+        return problem_response(
+            429, detail=_("Too many attempts. Please wait a quarter of an hour and try again."), slug="too-many"
+        )
+    body = read_json(request)
+    rp = passkeys.relying_party(request)
+    passkeys.passkey_authenticate(user=user, credential=body.get("credential"), rp=rp, session=request.session)
     _passed(request, user)
     return JsonResponse({"redirect": _next_url(request)})
 
