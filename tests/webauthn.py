@@ -68,18 +68,7 @@ class SoftAuthenticator:
         client_data = self.client_data("webauthn.create", options["challenge"], origin)
         auth_data = self.authenticator_data(rp_id or options["rp"]["id"], sign_count=self.sign_count, attested=True)
         attestation = cbor2.dumps({"fmt": "none", "attStmt": {}, "authData": auth_data})
-        return {
-            "id": self.id,
-            "rawId": self.id,
-            "type": "public-key",
-            "authenticatorAttachment": "platform",
-            "clientExtensionResults": {},
-            "response": {
-                "clientDataJSON": b64url(client_data),
-                "attestationObject": b64url(attestation),
-                "transports": ["internal", "hybrid"],
-            },
-        }
+        return self.answer(client_data, attestationObject=b64url(attestation), transports=["internal", "hybrid"])
 
     def get(
         self,
@@ -99,16 +88,17 @@ class SoftAuthenticator:
         auth_data = self.authenticator_data(rp_id or options["rpId"], sign_count=sign_count)
         signed = auth_data + hashlib.sha256(client_data).digest()
         signature = (signer or self.key).sign(signed, ec.ECDSA(hashes.SHA256()))
+        return self.answer(
+            client_data, authenticatorData=b64url(auth_data), signature=b64url(signature), userHandle=None
+        )
+
+    def answer(self, client_data: bytes, **response: Any) -> dict[str, Any]:
+        """A credential as passkeys.js sends it: this credential's ids, the client data and `response`'s fields."""
         return {
             "id": self.id,
             "rawId": self.id,
             "type": "public-key",
             "authenticatorAttachment": "platform",
             "clientExtensionResults": {},
-            "response": {
-                "clientDataJSON": b64url(client_data),
-                "authenticatorData": b64url(auth_data),
-                "signature": b64url(signature),
-                "userHandle": None,
-            },
+            "response": {"clientDataJSON": b64url(client_data), **response},
         }

@@ -69,6 +69,20 @@ def in_another_worker(change: Callable[[], object]) -> None:
     assert not errors, errors
 
 
+def keys_rotated_by_another_worker(api: APIClient, client: OAuthClient, old_key: ECKey, admin: Any) -> ECKey:
+    """This process gets a token with `old_key` (so it remembers the client), then another worker
+    replaces the client's keys with a new one, which it returns."""
+    listening()
+    assert ask_with_assertion(api, assertion(client.client_id, old_key)).status_code == 200
+    new_key = ECKey.generate_key("P-256", parameters={"kid": "client-key-2", "alg": "ES256"}, private=True)
+    in_another_worker(
+        lambda: services.client_rotate_credentials(
+            actor=admin, client=client, jwks={"keys": [new_key.as_dict(private=False)]}
+        )
+    )
+    return new_key
+
+
 @pytest.fixture
 def announcements_lost(monkeypatch: pytest.MonkeyPatch) -> None:
     """The other worker's announcements never reach this process: only the database tells."""
@@ -166,14 +180,7 @@ def test_a_secret_rotated_by_another_worker_refuses_the_old_one_and_accepts_the_
 def test_keys_rotated_by_another_worker_refuse_assertions_signed_with_the_old_key(  # type: ignore[no-untyped-def]
     api: APIClient, key_client, client_key, user_admin, announcements_lost
 ) -> None:
-    listening()
-    assert ask_with_assertion(api, assertion(key_client.client_id, client_key)).status_code == 200
-    new_key = ECKey.generate_key("P-256", parameters={"kid": "client-key-2", "alg": "ES256"}, private=True)
-    in_another_worker(
-        lambda: services.client_rotate_credentials(
-            actor=user_admin, client=key_client, jwks={"keys": [new_key.as_dict(private=False)]}
-        )
-    )
+    new_key = keys_rotated_by_another_worker(api, key_client, client_key, user_admin)
 
     refused = ask_with_assertion(api, assertion(key_client.client_id, client_key))
     assert refused.status_code in (400, 401)
@@ -257,14 +264,7 @@ def test_a_token_is_recorded_with_its_audit_entry_and_assertion_or_not_at_all(  
 def test_the_first_assertion_signed_with_a_key_rotated_in_by_another_worker_gets_its_token(  # type: ignore[no-untyped-def]
     api: APIClient, key_client, client_key, user_admin, announcements_lost
 ) -> None:
-    listening()
-    assert ask_with_assertion(api, assertion(key_client.client_id, client_key)).status_code == 200
-    new_key = ECKey.generate_key("P-256", parameters={"kid": "client-key-2", "alg": "ES256"}, private=True)
-    in_another_worker(
-        lambda: services.client_rotate_credentials(
-            actor=user_admin, client=key_client, jwks={"keys": [new_key.as_dict(private=False)]}
-        )
-    )
+    new_key = keys_rotated_by_another_worker(api, key_client, client_key, user_admin)
     # This process still remembers the old keys: the new kid is unknown to them, so it reads the client again.
     assert ask_with_assertion(api, assertion(key_client.client_id, new_key)).status_code == 200
     assert ask_with_assertion(api, assertion(key_client.client_id, client_key)).json()["error"] == "invalid_client"
